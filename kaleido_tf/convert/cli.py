@@ -1,0 +1,40 @@
+"""kaleido-convert: TF1 (EasyTransfer) checkpoint -> kaleido_tf directory.
+
+    kaleido-convert --tf1_checkpoint checkpoints/pretrained/kaleidobert.ckpt-50683 --output_dir checkpoints/kaleidobert_tf2
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("tf1_checkpoint", None, "TF1 checkpoint prefix, .index file, or directory with a `checkpoint` file.")
+flags.DEFINE_string("output_dir", None, "Directory to write (replaced whole, atomically).")
+flags.DEFINE_string("config", None, "config.json to use; default: the one beside the checkpoint.")
+
+
+def main(argv):
+    del argv
+    from kaleido_tf.convert.tf1_converter import CheckpointError, convert_tf1_checkpoint
+
+    try:
+        report = convert_tf1_checkpoint(FLAGS.tf1_checkpoint, FLAGS.output_dir, FLAGS.config)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"kaleido-convert: error: {e}", file=sys.stderr)
+        return 2
+    for line in report.summary_lines():
+        print(line)
+    print(f"wrote {FLAGS.output_dir}")
+    return 0
+
+
+def run():
+    flags.mark_flags_as_required(["tf1_checkpoint", "output_dir"])
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,157 @@
+"""Post-LayerNorm BERT encoder blocks and the encoder stack."""
+
+import keras
+
+from kaleido_tf.layers.activations import get_activation
+from kaleido_tf.layers.attention import SelfAttention
+from kaleido_tf.layers.core import dense, layer_norm
+
+
+@keras.saving.register_keras_serializable(package="kaleido_tf")
+class TransformerLayer(keras.layers.Layer):
+    """One BERT block: attention, dropout, residual, LayerNorm; GELU feed-forward, dropout, residual, LayerNorm."""
+
+    def __init__(
+        self,
+        hidden_size,
+        num_attention_heads,
+        intermediate_size,
+        hidden_dropout=0.1,
+        attention_dropout=0.1,
+        initializer_range=0.02,
+        activation="gelu",
+        fused_qkv=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_dropout = hidden_dropout
+        self.attention_dropout = attention_dropout
+        self.initializer_range = initializer_range
+        self.activation = activation
+        self.fused_qkv = fused_qkv
+
+    def build(self, input_shape=None):
+        shape = (None, None, self.hidden_size)
+        policy = self.dtype_policy
+        self.attention = SelfAttention(
+            self.hidden_size,
+            self.num_attention_heads,
+            attention_dropout=self.attention_dropout,
+            initializer_range=self.initializer_range,
+            fused_qkv=self.fused_qkv,
+            name="attention",
+            dtype=policy,
+        )
+        self.attention.build(shape)
+        self.attention_layer_norm = layer_norm("attention_LayerNorm", dtype=policy)
+        self.attention_layer_norm.build(shape)
+        self.intermediate_dense = dense(
+            self.intermediate_size,
+            "intermediate_dense",
+            self.initializer_range,
+            activation=get_activation(self.activation),
+            dtype=policy,
+        )
+        self.intermediate_dense.build(shape)
+        self.output_dense = dense(self.hidden_size, "output_dense", self.initializer_range, dtype=policy)
+        self.output_dense.build((None, None, self.intermediate_size))
+        self.output_layer_norm = layer_norm("output_LayerNorm", dtype=policy)
+        self.output_layer_norm.build(shape)
+        self.attention_output_dropout = keras.layers.Dropout(self.hidden_dropout, name="attention_output_dropout")
+        self.output_dropout = keras.layers.Dropout(self.hidden_dropout, name="output_dropout")
+        self.built = True
+
+    def call(self, x, attention_bias=None, training=False):
+        # x: [B, S, H]
+        attended = self.attention(x, attention_bias=attention_bias, training=training)
+        attended = self.attention_output_dropout(attended, training=training)
+        x = self.attention_layer_norm(attended + x)  # [B, S, H]
+        hidden = self.intermediate_dense(x)  # [B, S, I]
+        hidden = self.output_dense(hidden)  # [B, S, H]
+        hidden = self.output_dropout(hidden, training=training)
+        return self.output_layer_norm(hidden + x)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            hidden_size=self.hidden_size,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+            hidden_dropout=self.hidden_dropout,
+            attention_dropout=self.attention_dropout,
+            initializer_range=self.initializer_range,
+            activation=self.activation,
+            fused_qkv=self.fused_qkv,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kaleido_tf")
+class Encoder(keras.layers.Layer):
+    """A stack of `num_layers` TransformerLayer blocks named layer_0 ... layer_{L-1}."""
+
+    def __init__(
+        self,
+        num_layers,
+        hidden_size,
+        num_attention_heads,
+        intermediate_size,
+        hidden_dropout=0.1,
+        attention_dropout=0.1,
+        initializer_range=0.02,
+        activation="gelu",
+        fused_qkv=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_layers = num_layers
+        self.hidden_size = hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_dropout = hidden_dropout
+        self.attention_dropout = attention_dropout
+        self.initializer_range = initializer_range
+        self.activation = activation
+        self.fused_qkv = fused_qkv
+
+    def build(self, input_shape=None):
+        self.blocks = []
+        for i in range(self.num_layers):
+            block = TransformerLayer(
+                self.hidden_size,
+                self.num_attention_heads,
+                self.intermediate_size,
+                hidden_dropout=self.hidden_dropout,
+                attention_dropout=self.attention_dropout,
+                initializer_range=self.initializer_range,
+                activation=self.activation,
+                fused_qkv=self.fused_qkv,
+                name=f"layer_{i}",
+                dtype=self.dtype_policy,
+            )
+            block.build((None, None, self.hidden_size))
+            self.blocks.append(block)
+        self.built = True
+
+    def call(self, x, attention_bias=None, training=False):
+        for block in self.blocks:
+            x = block(x, attention_bias=attention_bias, training=training)
+        return x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+            hidden_dropout=self.hidden_dropout,
+            attention_dropout=self.attention_dropout,
+            initializer_range=self.initializer_range,
+            activation=self.activation,
+            fused_qkv=self.fused_qkv,
+        )
+        return config

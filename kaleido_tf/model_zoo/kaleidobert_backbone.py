@@ -1,0 +1,260 @@
+"""The Kaleido-BERT backbone: text and five kaleido patch levels in one single-stream BERT encoder.
+
+Shape legend: B batch, T text length, n patches of a level, N = 55 patches in all, S = T + N, F patch feature
+size, H hidden size.
+"""
+
+import keras
+from keras import ops
+
+from kaleido_tf.layers.core import dense, get_initializer
+from kaleido_tf.layers.embedding import PatchEmbedding, TextEmbedding
+from kaleido_tf.layers.encoder import Encoder
+from kaleido_tf.layers.mask import attention_bias_from_key_mask
+from kaleido_tf.model_zoo.kaleidobert_config import LEVELS
+
+# Input-schema names, per level.
+FEATURE_KEY = "img_feature_convert_{}"
+POSITION_KEY = "img_loc_position_{}"
+SEGMENT_KEY = "img_feature_{}_segment"
+LEVEL_NAMES = tuple(name for name, _ in LEVELS)
+LEVEL_SUFFIXES = dict(LEVELS)
+
+
+def _level_feature_key(level):
+    return FEATURE_KEY.format(LEVEL_SUFFIXES[level])
+
+
+def _level_position_key(level):
+    return POSITION_KEY.format(LEVEL_SUFFIXES[level])
+
+
+@keras.saving.register_keras_serializable(package="kaleido_tf")
+class KaleidoBERTBackbone(keras.layers.Layer):
+    """Embeds text and the 55 kaleido patches, runs the encoder and pools position 0.
+
+    Takes the feature dict of the original input schema (`input_ids`, `input_mask`, `segment_ids`,
+    `img_feature_convert_<level>` flat [B, n*F] or [B, n, F], `img_loc_position_<level>` flat [B, n*5] or
+    [B, n, 5], optionally `image_mask` [B, N] and `img_feature_<level>_segment` [B, n]) and returns
+    (sequence_output [B, S, H], pooled_output [B, H]).
+
+    Args:
+        vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_position_embeddings,
+        type_vocab_size, hidden_dropout, attention_dropout, initializer_range: BERT sizes.
+        patch_feature_size: F.
+        patch_type_vocab_size: rows of each level's type table.
+        level_lengths: patches per level, in level order (1, 4, 9, 16, 25 for the released model).
+        text_seq_len: text length used when no text is given.
+        use_image_mask: attend only to patches whose `image_mask` is 1. The original ignores `image_mask`
+            (ORIGINAL.md quirk 2), so the default is False.
+        fused_qkv: one [H, 3H] matmul for Q, K and V.
+    """
+
+    def __init__(
+        self,
+        vocab_size=30522,
+        hidden_size=768,
+        num_layers=12,
+        num_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        hidden_dropout=0.1,
+        attention_dropout=0.1,
+        initializer_range=0.02,
+        patch_feature_size=2048,
+        patch_type_vocab_size=2,
+        level_lengths=(1, 4, 9, 16, 25),
+        text_seq_len=64,
+        use_image_mask=False,
+        fused_qkv=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.hidden_dropout = hidden_dropout
+        self.attention_dropout = attention_dropout
+        self.initializer_range = initializer_range
+        self.patch_feature_size = patch_feature_size
+        self.patch_type_vocab_size = patch_type_vocab_size
+        self.level_lengths = tuple(int(n) for n in level_lengths)
+        if len(self.level_lengths) != len(LEVEL_NAMES):
+            raise ValueError(f"level_lengths needs {len(LEVEL_NAMES)} entries, got {self.level_lengths}")
+        self.text_seq_len = text_seq_len
+        self.use_image_mask = use_image_mask
+        self.fused_qkv = fused_qkv
+
+    @property
+    def num_patches(self):
+        return sum(self.level_lengths)
+
+    def build(self, input_shape=None):
+        policy = self.dtype_policy
+        self.embeddings = TextEmbedding(
+            self.vocab_size,
+            self.hidden_size,
+            max_position_embeddings=self.max_position_embeddings,
+            type_vocab_size=self.type_vocab_size,
+            dropout=self.hidden_dropout,
+            initializer_range=self.initializer_range,
+            name="embeddings",
+            dtype=policy,
+        )
+        self.embeddings.build()
+        # One [5, H] projection of the patch positions, shared by all levels.
+        self.position_dense = self.add_weight(
+            name="position_dense", shape=(5, self.hidden_size), initializer=get_initializer(self.initializer_range)
+        )
+        self.patch_embeddings = []
+        for segment, (level, n) in enumerate(zip(LEVEL_NAMES, self.level_lengths), start=1):
+            layer = PatchEmbedding(
+                n,
+                self.patch_feature_size,
+                self.hidden_size,
+                patch_type_vocab_size=self.patch_type_vocab_size,
+                default_segment_id=segment,
+                dropout=self.hidden_dropout,
+                initializer_range=self.initializer_range,
+                name=f"{level}_embeddings",
+                dtype=policy,
+            )
+            layer.build()
+            self.patch_embeddings.append(layer)
+        self.encoder = Encoder(
+            self.num_layers,
+            self.hidden_size,
+            self.num_heads,
+            self.intermediate_size,
+            hidden_dropout=self.hidden_dropout,
+            attention_dropout=self.attention_dropout,
+            initializer_range=self.initializer_range,
+            fused_qkv=self.fused_qkv,
+            name="encoder",
+            dtype=policy,
+        )
+        self.encoder.build()
+        self.pooler = dense(self.hidden_size, "pooler", self.initializer_range, activation="tanh", dtype=policy)
+        self.pooler.build((None, self.hidden_size))
+        self.built = True
+
+    # ------------------------------------------------------------------ inputs
+    def _batch_size(self, features):
+        for key in ("input_ids", _level_feature_key(LEVEL_NAMES[0])):
+            if features.get(key) is not None:
+                return ops.shape(features[key])[0]
+        for level in LEVEL_NAMES:
+            if features.get(_level_feature_key(level)) is not None:
+                return ops.shape(features[_level_feature_key(level)])[0]
+        raise ValueError("features hold neither `input_ids` nor any `img_feature_convert_*` field")
+
+    def _text_inputs(self, features, batch_size):
+        input_ids = features.get("input_ids")
+        if input_ids is None:
+            # Image only: zero text of the configured length, masked out.
+            shape = (batch_size, self.text_seq_len)
+            return ops.zeros(shape, "int32"), ops.zeros(shape, "int32"), ops.zeros(shape, "int32")
+        input_ids = ops.cast(input_ids, "int32")
+        input_mask = features.get("input_mask")
+        input_mask = ops.ones_like(input_ids) if input_mask is None else ops.cast(input_mask, "int32")
+        segment_ids = features.get("segment_ids")
+        segment_ids = ops.zeros_like(input_ids) if segment_ids is None else ops.cast(segment_ids, "int32")
+        return input_ids, input_mask, segment_ids
+
+    def _level_inputs(self, features, level, n, batch_size):
+        """-> patch features [B, n, F], positions [B, n, 5], key mask [B, n], segment ids [B, n] or None."""
+        patches = features.get(_level_feature_key(level))
+        positions = features.get(_level_position_key(level))
+        if patches is None:
+            patches = ops.zeros((batch_size, n, self.patch_feature_size), self.compute_dtype)
+            mask = ops.zeros((batch_size, n), "int32")
+            if positions is None:
+                positions = ops.zeros((batch_size, n, 5), self.compute_dtype)
+        else:
+            patches = ops.reshape(ops.cast(patches, self.compute_dtype), (batch_size, n, self.patch_feature_size))
+            mask = ops.ones((batch_size, n), "int32")
+            if positions is None:
+                positions = ops.ones((batch_size, n, 5), self.compute_dtype)
+        positions = ops.reshape(ops.cast(positions, self.compute_dtype), (batch_size, n, 5))
+        return patches, positions, mask, features.get(SEGMENT_KEY.format(level))
+
+    # ------------------------------------------------------------------ call
+    def call(self, features, training=False):
+        batch_size = self._batch_size(features)
+        input_ids, input_mask, segment_ids = self._text_inputs(features, batch_size)
+        pieces = [self.embeddings(input_ids, segment_ids, training=training)]  # [B, T, H]
+        key_masks = [input_mask]
+        position_dense = ops.cast(self.position_dense, self.compute_dtype)
+        for layer, level, n in zip(self.patch_embeddings, LEVEL_NAMES, self.level_lengths):
+            patches, positions, mask, segments = self._level_inputs(features, level, n, batch_size)
+            position_embeddings = ops.einsum("bnc,ch->bnh", positions, position_dense)  # [B, n, H]
+            pieces.append(layer(patches, position_embeddings, segment_ids=segments, training=training))
+            key_masks.append(mask)
+        embedded = ops.concatenate(pieces, axis=1)  # [B, S, H]
+
+        if self.use_image_mask and features.get("image_mask") is not None:
+            image_mask = ops.reshape(ops.cast(features["image_mask"], "int32"), (batch_size, self.num_patches))  # [B, N]
+            for i, (start, n) in enumerate(zip(self._level_starts(), self.level_lengths), start=1):
+                key_masks[i] = key_masks[i] * image_mask[:, start : start + n]  # [B, n]
+        key_mask = ops.concatenate(key_masks, axis=1)  # [B, S]
+        attention_bias = attention_bias_from_key_mask(key_mask, self.compute_dtype)  # [B, 1, 1, S]
+
+        sequence_output = self.encoder(embedded, attention_bias=attention_bias, training=training)  # [B, S, H]
+        pooled_output = self.pooler(sequence_output[:, 0])  # [B, H]
+        return sequence_output, pooled_output
+
+    def _level_starts(self):
+        starts, offset = [], 0
+        for n in self.level_lengths:
+            starts.append(offset)
+            offset += n
+        return starts
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+            max_position_embeddings=self.max_position_embeddings,
+            type_vocab_size=self.type_vocab_size,
+            hidden_dropout=self.hidden_dropout,
+            attention_dropout=self.attention_dropout,
+            initializer_range=self.initializer_range,
+            patch_feature_size=self.patch_feature_size,
+            patch_type_vocab_size=self.patch_type_vocab_size,
+            level_lengths=list(self.level_lengths),
+            text_seq_len=self.text_seq_len,
+            use_image_mask=self.use_image_mask,
+            fused_qkv=self.fused_qkv,
+        )
+        return config
+
+    @classmethod
+    def from_kaleido_config(cls, config, **overrides):
+        """Backbone arguments from a KaleidoBERTConfig."""
+        kwargs = dict(
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_hidden_layers,
+            num_heads=config.num_attention_heads,
+            intermediate_size=config.intermediate_size,
+            max_position_embeddings=config.max_position_embeddings,
+            type_vocab_size=config.type_vocab_size,
+            hidden_dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
+            initializer_range=config.initializer_range,
+            patch_feature_size=config.patch_feature_size,
+            patch_type_vocab_size=config.patch_type_vocab_size,
+            level_lengths=[n for _, _, n in config.level_lengths()],
+            text_seq_len=config.text_seq_len,
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)

@@ -1,0 +1,111 @@
+"""Resolves a model name, a TF1 checkpoint or a converted directory to a loaded Keras model."""
+
+import json
+import logging
+import os
+
+from kaleido_tf.convert import tf1_converter
+from kaleido_tf.model_zoo.kaleidobert_classifier import TASKS, KaleidoBERTClassifier
+from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
+from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel
+
+logger = logging.getLogger(__name__)
+
+# Model-zoo names, looked up as directories under the checkpoints folder (a converted directory, or a
+# TF1 checkpoint with its config.json).
+MODEL_ZOO = {"pai-kaleidobert-base-en": "pai-kaleidobert-base-en"}
+CHECKPOINTS_ENV = "KALEIDO_TF_CHECKPOINTS"
+
+
+def checkpoints_root():
+    """$KALEIDO_TF_CHECKPOINTS, else ./checkpoints of the current directory."""
+    return os.environ.get(CHECKPOINTS_ENV) or os.path.join(os.getcwd(), "checkpoints")
+
+
+def resolve_model_path(name_or_path):
+    """-> (kind, path) with kind "converted" or "tf1"."""
+    path = os.fspath(name_or_path)
+    if path in MODEL_ZOO and not os.path.exists(path):
+        candidate = os.path.join(checkpoints_root(), MODEL_ZOO[path])
+        if not os.path.exists(candidate):
+            raise FileNotFoundError(
+                f"model-zoo name {path!r} is looked up in {candidate}, which does not exist; fetch and convert it "
+                f"with scripts/checkpoint/get_checkpoint.sh, or set ${CHECKPOINTS_ENV}"
+            )
+        path = candidate
+    if tf1_converter.is_converted_directory(path):
+        return "converted", path
+    if not os.path.exists(path) and not os.path.exists(path + ".index") and not os.path.isdir(os.path.dirname(path) or "."):
+        raise FileNotFoundError(f"no model at {path}: not a model-zoo name ({', '.join(MODEL_ZOO)}), directory or checkpoint")
+    return "tf1", path
+
+
+def _config_beside(path, prefix):
+    directory = path if os.path.isdir(path) else os.path.dirname(prefix)
+    config_path = os.path.join(directory, "config.json")
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"config.json not found beside the checkpoint: expected {config_path}")
+    return KaleidoBERTConfig.from_json_file(config_path)
+
+
+def build_model(config, task="pretrain", num_classes=None, **model_kwargs):
+    """An unloaded, built model for `task` ("pretrain", "catepred" or "subcatepred")."""
+    if task == "pretrain":
+        model = KaleidoBERTPretrainModel(config, **model_kwargs)
+    elif task in TASKS:
+        model = KaleidoBERTClassifier(config, task=task, num_classes=num_classes, **model_kwargs)
+    else:
+        raise ValueError(f"task must be 'pretrain' or one of {sorted(TASKS)}, got {task!r}")
+    model.build()
+    return model
+
+
+def from_pretrained(name_or_path, task="pretrain", num_classes=None, config=None, **model_kwargs):
+    """Builds the model for `task` and loads its weights, strictly.
+
+    Args:
+        name_or_path: a TF1 checkpoint (prefix, `.index` file, or directory with a `checkpoint` file), a
+            directory written by `kaleido-convert`, or a model-zoo name found under the checkpoints folder.
+        task: "pretrain" (backbone + 7 heads), "catepred" or "subcatepred" (backbone + a class head; a head
+            absent from the checkpoint is initialised freshly, and the load report says so).
+        num_classes: classes of a finetuning head (the checkpoint's head size wins when it has one).
+        config: a KaleidoBERTConfig overriding config.json beside the checkpoint.
+        model_kwargs: use_image_mask, fused_qkv, dtype...
+    Returns the model; `model.load_report` lists every variable loaded, skipped or initialised.
+    """
+    kind, path = resolve_model_path(name_or_path)
+    if kind == "converted":
+        prefix = os.path.join(path, tf1_converter.CONVERTED_PREFIX)
+        renamer = tf1_converter.identity_name
+    else:
+        prefix = tf1_converter.resolve_checkpoint_prefix(path)
+        renamer = tf1_converter.tf1_to_keras_name
+    if config is None:
+        config = _config_beside(path, prefix)
+    if task in TASKS and num_classes is None:
+        num_classes = _head_classes_in_checkpoint(prefix, renamer, TASKS[task][0])
+    model = build_model(config, task=task, num_classes=num_classes, **model_kwargs)
+    allow_fresh = (rf"{TASKS[task][0]}/.+",) if task in TASKS else ()
+    report = tf1_converter.load_checkpoint_into_model(model, prefix, renamer=renamer, allow_fresh=allow_fresh)
+    for name in report.initialised:
+        logger.warning("%s is not in %s: it starts from a fresh initialisation", name, prefix)
+    model.load_report = report
+    return model
+
+
+def _head_classes_in_checkpoint(prefix, renamer, head_name):
+    import tensorflow as tf
+
+    try:
+        shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    except Exception:  # the strict loader reports unreadable checkpoints with their path
+        return None
+    for name, shape in shapes.items():
+        if renamer(name) == f"{head_name}/bias":
+            return int(shape[0])
+    return None
+
+
+def read_converted_info(path):
+    with open(os.path.join(path, tf1_converter.CONVERTED_MARKER), encoding="utf-8") as f:
+        return json.load(f)

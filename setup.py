@@ -1,0 +1,42 @@
+"""Install kaleido_tf: `pip install -e .` (add `[test]` for the test tools)."""
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "kaleido_tf", "version.py")) as f:
+    VERSION = f.read().split("=")[1].strip().strip('"')
+
+setup(
+    name="kaleido_tf",
+    version=VERSION,
+    description="Kaleido-BERT (CVPR 2021) on TensorFlow 2 / Keras 3, faithful to the released checkpoints.",
+    long_description=open(os.path.join(HERE, "README.md")).read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kaleido_tf", "kaleido_tf.*"]),
+    package_data={"kaleido_tf": ["assets/*"]},
+    install_requires=[
+        "tensorflow~=2.21.0",  # the same minor version as tensorflow-text
+        "tensorflow-text~=2.21.0",
+        "keras>=3.3",
+        "numpy",
+        "pillow",
+        "sentencepiece",
+        "absl-py",
+        "tqdm",
+    ],
+    extras_require={
+        "test": ["pytest", "hypothesis", "psutil"],
+        "bench": ["keras-hub"],
+    },
+    entry_points={
+        "console_scripts": [
+            "kaleido-convert=kaleido_tf.convert.cli:run",
+            "kaleido-csv2tfrecord=kaleido_tf.datasets.csv2tfrecord:run",
+            "kaleido-eval-retrieval=kaleido_tf.evaluators.retrieval_cli:run",
+            "kaleido-preprocess=kaleido_tf.preprocessors.cli:run",
+        ]
+    },
+)
