@@ -26,6 +26,7 @@ setup(
         "sentencepiece",
         "absl-py",
         "tqdm",
+        "tensorboard",
     ],
     extras_require={
         "test": ["pytest", "hypothesis", "psutil"],
@@ -37,6 +38,7 @@ setup(
             "kaleido-csv2tfrecord=kaleido_tf.datasets.csv2tfrecord:run",
             "kaleido-eval-retrieval=kaleido_tf.evaluators.retrieval_cli:run",
             "kaleido-preprocess=kaleido_tf.preprocessors.cli:run",
+            "kaleido-export=kaleido_tf.export.cli:run",
         ]
     },
 )

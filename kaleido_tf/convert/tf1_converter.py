@@ -208,8 +208,10 @@ def load_checkpoint_into_model(model, path, renamer=None, allow_fresh=(), log=Tr
     for a in report.assigned:
         paths[a.target].assign(checkpoint[a.source].astype(paths[a.target].dtype))
     if log:
-        for line in report.summary_lines():
-            logger.info(line)
+        lines = report.summary_lines()
+        for line in lines[:-1]:
+            logger.debug(line)
+        logger.info(lines[-1])
     return report
 
 

@@ -22,8 +22,16 @@ def checkpoints_root():
     return os.environ.get(CHECKPOINTS_ENV) or os.path.join(os.getcwd(), "checkpoints")
 
 
+TRAINER_MARKER = "kaleido_tf_trainer.json"  # written by kaleido_tf.engines.Trainer into its model_dir
+
+
+def _trainer_dir(path):
+    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    return directory if os.path.isfile(os.path.join(directory, TRAINER_MARKER)) else None
+
+
 def resolve_model_path(name_or_path):
-    """-> (kind, path) with kind "converted" or "tf1"."""
+    """-> (kind, path) with kind "converted", "trainer" (a training model_dir or one of its checkpoints) or "tf1"."""
     path = os.fspath(name_or_path)
     if path in MODEL_ZOO and not os.path.exists(path):
         candidate = os.path.join(checkpoints_root(), MODEL_ZOO[path])
@@ -35,6 +43,8 @@ def resolve_model_path(name_or_path):
         path = candidate
     if tf1_converter.is_converted_directory(path):
         return "converted", path
+    if _trainer_dir(path):
+        return "trainer", path
     if not os.path.exists(path) and not os.path.exists(path + ".index") and not os.path.isdir(os.path.dirname(path) or "."):
         raise FileNotFoundError(f"no model at {path}: not a model-zoo name ({', '.join(MODEL_ZOO)}), directory or checkpoint")
     return "tf1", path
@@ -67,30 +77,90 @@ def from_pretrained(name_or_path, task="pretrain", num_classes=None, config=None
         name_or_path: a TF1 checkpoint (prefix, `.index` file, or directory with a `checkpoint` file), a
             directory written by `kaleido-convert`, or a model-zoo name found under the checkpoints folder.
         task: "pretrain" (backbone + 7 heads), "catepred" or "subcatepred" (backbone + a class head; a head
-            absent from the checkpoint is initialised freshly, and the load report says so).
+            absent from the checkpoint is initialised freshly, and the load report says so). A training
+            model_dir of kaleido_tf's Trainer works too.
         num_classes: classes of a finetuning head (the checkpoint's head size wins when it has one).
         config: a KaleidoBERTConfig overriding config.json beside the checkpoint.
         model_kwargs: use_image_mask, fused_qkv, dtype...
     Returns the model; `model.load_report` lists every variable loaded, skipped or initialised.
     """
     kind, path = resolve_model_path(name_or_path)
-    if kind == "converted":
-        prefix = os.path.join(path, tf1_converter.CONVERTED_PREFIX)
-        renamer = tf1_converter.identity_name
-    else:
-        prefix = tf1_converter.resolve_checkpoint_prefix(path)
-        renamer = tf1_converter.tf1_to_keras_name
     if config is None:
-        config = _config_beside(path, prefix)
-    if task in TASKS and num_classes is None:
+        config = config_for(name_or_path)
+    if task in TASKS and num_classes is None and kind != "trainer":
+        prefix, renamer = _prefix_and_renamer(kind, path)
         num_classes = _head_classes_in_checkpoint(prefix, renamer, TASKS[task][0])
     model = build_model(config, task=task, num_classes=num_classes, **model_kwargs)
-    allow_fresh = (rf"{TASKS[task][0]}/.+",) if task in TASKS else ()
-    report = tf1_converter.load_checkpoint_into_model(model, prefix, renamer=renamer, allow_fresh=allow_fresh)
-    for name in report.initialised:
-        logger.warning("%s is not in %s: it starts from a fresh initialisation", name, prefix)
-    model.load_report = report
+    load_weights(model, name_or_path)
     return model
+
+
+def _prefix_and_renamer(kind, path):
+    if kind == "converted":
+        return os.path.join(path, tf1_converter.CONVERTED_PREFIX), tf1_converter.identity_name
+    return tf1_converter.resolve_checkpoint_prefix(path), tf1_converter.tf1_to_keras_name
+
+
+def config_for(name_or_path):
+    """The KaleidoBERTConfig stored beside a checkpoint, converted directory or training model_dir."""
+    kind, path = resolve_model_path(name_or_path)
+    if kind == "trainer":
+        return KaleidoBERTConfig.from_json_file(os.path.join(_trainer_dir(path), "config.json"))
+    prefix, _ = _prefix_and_renamer(kind, path)
+    return _config_beside(path, prefix)
+
+
+def load_weights(model, name_or_path):
+    """Loads weights into a built model, strictly; returns a sentence saying what was loaded.
+
+    A classifier takes the backbone (and its head if the source has it; otherwise the head starts fresh,
+    and the message and `model.load_report` say so); a pretraining model needs every one of its variables.
+    """
+    kind, path = resolve_model_path(name_or_path)
+    head = getattr(model, "task", None)
+    if kind == "trainer":
+        return _load_trainer_checkpoint(model, path)
+    prefix, renamer = _prefix_and_renamer(kind, path)
+    allow_fresh = (rf"{TASKS[head][0]}/.+",) if head in TASKS else ()
+    report = tf1_converter.load_checkpoint_into_model(model, prefix, renamer=renamer, allow_fresh=allow_fresh)
+    model.load_report = report
+    message = f"loaded {len(report.assigned)} variables from {prefix}"
+    if report.initialised:
+        message += f"; freshly initialised (not in the checkpoint): {', '.join(report.initialised)}"
+        logger.warning(message)
+    return message
+
+
+def _load_trainer_checkpoint(model, path):
+    """Restores from a kaleido_tf training model_dir (object-based checkpoints of the Trainer)."""
+    import tensorflow as tf
+
+    directory = _trainer_dir(path)
+    with open(os.path.join(directory, TRAINER_MARKER), encoding="utf-8") as f:
+        source_task = json.load(f).get("task")
+    prefix = path if not os.path.isdir(path) else tf.train.latest_checkpoint(directory)
+    if prefix is None:
+        raise FileNotFoundError(f"no checkpoint in training directory {directory}")
+    target_task = getattr(model, "task", "pretrain")
+    if source_task == target_task:
+        root = tf.train.Checkpoint(model=model)
+        fresh = []
+    elif target_task in TASKS:
+        root = tf.train.Checkpoint(model=tf.train.Checkpoint(backbone=model.backbone))
+        fresh = [v.path for v in model.head.weights]
+    else:
+        raise tf1_converter.CheckpointError(
+            f"{prefix} holds a {source_task} model; a {target_task} model cannot be loaded from it")
+    try:
+        root.read(prefix).assert_existing_objects_matched().expect_partial()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise tf1_converter.CheckpointError(f"checkpoint {prefix} does not fit the model: {e}") from None
+    model.load_report = None
+    message = f"loaded the {source_task} weights of {prefix}"
+    if fresh:
+        message += f"; freshly initialised: {', '.join(fresh)}"
+        logger.warning(message)
+    return message
 
 
 def _head_classes_in_checkpoint(prefix, renamer, head_name):

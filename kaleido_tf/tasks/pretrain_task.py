@@ -1,12 +1,18 @@
-"""The pretraining task: model, the seven losses, and the training step."""
+"""The pretraining task: model, the seven losses, the accuracies, and the training step."""
 
 import tensorflow as tf
 
-from kaleido_tf.losses import pretrain_losses
+from kaleido_tf.losses import LOSS_NAMES, pretrain_losses
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel, as_config
+from kaleido_tf.tasks.base_task import Task
 
 
-class PretrainTask:
+def _replica_sum(value):
+    """Sum over the replicas of the current strategy (the value itself on one device)."""
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+class PretrainTask(Task):
     """Kaleido-BERT pretraining.
 
     Args:
@@ -27,19 +33,45 @@ class PretrainTask:
         model.build()
         return model
 
+    def compute_losses(self, outputs, features, global_batch_size=None):
+        weight_total = None
+        if global_batch_size is not None:
+            weight_total = _replica_sum(tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
+        return pretrain_losses(
+            outputs,
+            features,
+            self.config,
+            grey_target_per_patch=self.grey_target_per_patch,
+            global_batch_size=global_batch_size,
+            mlm_weight_total=weight_total,
+        )
+
+    # Kept for callers of the single-device API.
     def build_losses(self, outputs, features):
-        return pretrain_losses(outputs, features, self.config, grey_target_per_patch=self.grey_target_per_patch)
+        return self.compute_losses(outputs, features)
 
-    def train_step(self, features, model, optimizer):
-        """One optimizer step on one batch; returns the losses (before the update)."""
-        with tf.GradientTape() as tape:
-            outputs = model(features, training=True)
-            losses = self.build_losses(outputs, features)
-        variables = model.trainable_variables
-        grads = tape.gradient(losses["total"], variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return losses
+    def validation_step(self, features, model, global_batch_size=None):
+        from kaleido_tf.evaluators.pretrain import pretrain_metric_values
 
-    def validation_step(self, features, model):
         outputs = model(features, training=False)
-        return self.build_losses(outputs, features), outputs
+        batch = tf.cast(tf.shape(features["input_ids"])[0], tf.float32)
+        losses = self.compute_losses(outputs, features)
+        logs = {f"{name}_sum": losses[name] * batch for name in (*LOSS_NAMES, "total")}
+        logs["examples"] = batch
+        for task, (correct, count) in pretrain_metric_values(outputs, features).items():
+            logs[f"{task}_correct"] = correct
+            logs[f"{task}_count"] = count
+        return logs
+
+    def reduce_validation(self, aggregated):
+        examples = max(float(aggregated.get("examples", 0.0)), 1.0)
+        metrics = {name: float(aggregated[f"{name}_sum"]) / examples for name in (*LOSS_NAMES, "total")}
+        for task in ("mlm", "itm", "rotation", "jigsaw", "camouflage"):
+            if f"{task}_count" in aggregated:
+                metrics[f"{task}_accuracy"] = float(aggregated[f"{task}_correct"]) / max(
+                    float(aggregated[f"{task}_count"]), 1e-12)
+        return metrics
+
+    def predict_step(self, features, model):
+        outputs = model(features, training=False, mode="predict")
+        return {"nsp_logits": outputs["nsp_logits"], "pooled_output": outputs["pooled_output"]}

@@ -1,0 +1,1 @@
+"""The applications behind scripts/run_*.sh: pretraining, retrieval and finetuning with the original flags."""

@@ -1,0 +1,63 @@
+"""The command-line flags of the original pretraining and finetuning scripts, with the same names and meanings.
+
+EasyTransfer's own flags (`--workerGPU`, `--workerCount`, `--worker_hosts`, `--task_index`, `--job_name`, ...) are
+accepted too. Flags the port adds are marked "(kaleido_tf)".
+"""
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    if "mode" in FLAGS:  # already defined in this process
+        return
+    # EasyTransfer framework flags.
+    flags.DEFINE_string("mode", None, "train_and_evaluate, train, evaluate, predict or export")
+    flags.DEFINE_integer("workerGPU", 1, "GPUs per worker (MirroredStrategy over at most this many)")
+    flags.DEFINE_integer("workerCount", 1, "workers; use TF_CONFIG for several (MultiWorkerMirroredStrategy)")
+    flags.DEFINE_integer("workerCPU", 1, "accepted for compatibility")
+    flags.DEFINE_string("worker_hosts", "localhost:5001", "accepted for compatibility; several workers use TF_CONFIG")
+    flags.DEFINE_integer("task_index", 0, "accepted for compatibility; several workers use TF_CONFIG")
+    flags.DEFINE_string("job_name", "worker", "accepted for compatibility")
+    flags.DEFINE_string("modelZooBasePath", None, "where model-zoo names are looked up (default ./checkpoints)")
+    # The applications' flags.
+    flags.DEFINE_string("type", None, "retrieval direction in predict mode: img2txt or txt2img")
+    flags.DEFINE_string("task", None, "finetuning task: catepred or subcatepred")
+    flags.DEFINE_integer("input_sequence_length", None, "text length of the inputs")
+    flags.DEFINE_integer("vocab_size", 30522, "vocabulary size (checked against the model's)")
+    flags.DEFINE_integer("image_feature_size", None, "total patch feature values per example (55 x 2048 = 112640)")
+    flags.DEFINE_string("input_schema", None, "name:type:length,... or a preset: pretrain, finetune, retrieval")
+    flags.DEFINE_string("pretrain_model_name_or_path", None,
+                        "TF1 checkpoint (converted on the fly), converted directory, training model_dir, or a "
+                        "model-zoo name under ./checkpoints; 'random' for a random initialisation from --model_config")
+    flags.DEFINE_string("train_input_fp", None, "bundle list file, or a TFRecord shard directory / glob")
+    flags.DEFINE_string("eval_input_fp", None, "bundle list file, or a TFRecord shard directory / glob")
+    flags.DEFINE_string("predict_input_fp", None, "bundle list file, or a TFRecord shard directory / glob")
+    flags.DEFINE_string("predict_checkpoint_path", None, "weights to predict with (default: latest in --model_dir)")
+    flags.DEFINE_integer("train_batch_size", 128, "examples per replica per step")
+    flags.DEFINE_integer("predict_batch_size", 128, "examples per prediction batch")
+    flags.DEFINE_integer("eval_batch_size", 16, "examples per evaluation batch")
+    flags.DEFINE_integer("num_epochs", 1, "passes over the training data")
+    flags.DEFINE_string("model_dir", "", "checkpoints, TensorBoard logs and evaluation results")
+    flags.DEFINE_float("learning_rate", 1e-4, "base learning rate")
+    flags.DEFINE_string("output_dir", None, "prediction and retrieval result files")
+    # kaleido_tf additions.
+    flags.DEFINE_string("model_config", None, "(kaleido_tf) config.json for a random initialisation")
+    flags.DEFINE_float("weight_decay_ratio", 0.0, "(kaleido_tf) > 0 selects the AdamW variant")
+    flags.DEFINE_float("warmup_ratio", 0.1, "(kaleido_tf) share of the steps spent warming up")
+    flags.DEFINE_integer("save_steps", None, "(kaleido_tf) checkpoint every N steps")
+    flags.DEFINE_integer("keep_checkpoint_max", 5, "(kaleido_tf) checkpoints kept")
+    flags.DEFINE_integer("num_eval_steps", None, "(kaleido_tf) at most this many evaluation batches")
+    flags.DEFINE_integer("eval_every_steps", None, "(kaleido_tf) evaluate every N steps during training")
+    flags.DEFINE_integer("log_steps", 50, "(kaleido_tf) TensorBoard interval")
+    flags.DEFINE_integer("train_steps", None, "(kaleido_tf) override the steps computed from the data and epochs")
+    flags.DEFINE_integer("num_classes", None, "(kaleido_tf) classes of the finetuning head (default 48 / 122)")
+    flags.DEFINE_string("label_map", None, "(kaleido_tf) JSON name -> id: class names and count")
+    flags.DEFINE_boolean("jit_compile", False, "(kaleido_tf) XLA-compile the training step")
+    flags.DEFINE_integer("seed", 0, "(kaleido_tf) seed of initialisation, shuffling and dropout")
+    flags.DEFINE_boolean("use_image_mask", False, "(kaleido_tf) attend only to patches whose image_mask is 1")
+    flags.DEFINE_boolean("grey_target_per_patch", False, "(kaleido_tf) corrected grey-mask target softmax")
+    flags.DEFINE_string("export_dir", None, "(kaleido_tf) SavedModel directory for --mode=export")
+    flags.DEFINE_string("vocab_file", None, "(kaleido_tf) vocab.txt packed into the export for raw-text scoring")
+    flags.DEFINE_boolean("progress", True, "(kaleido_tf) progress bars")

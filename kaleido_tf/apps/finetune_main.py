@@ -1,0 +1,131 @@
+"""Category / subcategory finetuning, with the flags of the original finetune_main.py.
+
+    python -m kaleido_tf.apps.finetune_main --mode=train_and_evaluate --task=catepred \\
+        --train_input_fp=... --eval_input_fp=... --input_schema=finetune \\
+        --pretrain_model_name_or_path=checkpoints/pretrained/kaleidobert.ckpt-50683 \\
+        --train_batch_size=64 --num_epochs=20 --learning_rate=2e-5 --model_dir=checkpoints/classification/catepred
+
+Modes: train_and_evaluate, train, evaluate (accuracy, macro-F1, per-class report), predict (one line per
+example: ids, label, predicted class and its probability), export.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+
+from kaleido_tf.apps import app_flags  # noqa: E402
+
+app_flags.define_flags()
+FLAGS = app_flags.FLAGS
+
+PREDICT_PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "img_category_id", "img_subcategory_id")
+
+
+def read_label_map(path):
+    """JSON name -> id; returns (names by id, count)."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        mapping = json.load(f)
+    if not isinstance(mapping, dict) or not all(isinstance(v, int) for v in mapping.values()):
+        raise ValueError(f"{path}: a label map is a JSON object of name -> integer id")
+    count = max(mapping.values()) + 1
+    names = [f"class_{i}" for i in range(count)]
+    for name, index in mapping.items():
+        names[index] = name
+    return names, count
+
+
+def build_task():
+    from kaleido_tf.apps.runner import UsageError, resolve_config
+    from kaleido_tf.tasks import ClassificationTask
+
+    if FLAGS.task not in ("catepred", "subcatepred"):
+        raise UsageError(f"--task must be catepred or subcatepred, got {FLAGS.task!r}")
+    names, count = (None, None)
+    if FLAGS.label_map:
+        names, count = read_label_map(FLAGS.label_map)
+    num_classes = FLAGS.num_classes or count
+    if names is not None and num_classes != len(names):
+        names = None if num_classes < len(names) else names + [f"class_{i}" for i in range(len(names), num_classes)]
+    return ClassificationTask(resolve_config(FLAGS), task=FLAGS.task, num_classes=num_classes, class_names=names,
+                              use_image_mask=FLAGS.use_image_mask)
+
+
+def run_predict(task):
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from kaleido_tf.apps import runner
+    from kaleido_tf.engines import Trainer
+    from kaleido_tf.utils.io import atomic_write
+
+    if not FLAGS.output_dir:
+        raise runner.UsageError("--output_dir is required in predict mode")
+    trainer = Trainer(task, FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
+    runner.say(runner.registry.load_weights(trainer.model, runner.weights_for_prediction(FLAGS)))
+    schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.predict_input_fp)
+    batches = runner.dataset_fn(FLAGS.predict_input_fp, schema, FLAGS.predict_batch_size, False, num_epochs=1)
+    path = os.path.join(FLAGS.output_dir, f"{task.name}_predictions.tsv")
+    count = 0
+    with atomic_write(path) as f:
+        f.write("text_prod_id\timage_prod_id\tprod_img_id\tlabel\tprediction\tprobability\n")
+        for out in tqdm(trainer.predict(batches, passthrough=PREDICT_PASSTHROUGH), unit="batch",
+                        disable=not FLAGS.progress, desc=f"predict {task.name}"):
+            logits = out["logits"]
+            probs = np.exp(logits - logits.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            labels = out.get(task.label_feature, np.full((len(logits), 1), -1)).reshape(-1)
+            for i in range(len(logits)):
+                ids = [out[k][i].reshape(-1)[0] if k in out else b"" for k in PREDICT_PASSTHROUGH[:3]]
+                ids = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in ids]
+                pred = int(out["predictions"][i])
+                f.write(f"{ids[0]}\t{ids[1]}\t{ids[2]}\t{int(labels[i])}\t{pred}\t{probs[i, pred]:.6f}\n")
+                count += 1
+    runner.say(f"wrote {count} predictions to {path}")
+
+
+def main(argv):
+    del argv
+    from kaleido_tf.apps import runner
+
+    runner.apply_model_zoo_path(FLAGS)
+    task = build_task()
+    mode = FLAGS.mode
+    if mode in ("train_and_evaluate", "train"):
+        trainer, logs = runner.run_train_and_evaluate(task, FLAGS, evaluate=mode == "train_and_evaluate")
+        if mode == "train_and_evaluate" and FLAGS.eval_input_fp:
+            print(trainer.evaluate(runner.dataset_fn(
+                FLAGS.eval_input_fp, runner.input_schema(FLAGS.input_schema, task.config, FLAGS.eval_input_fp),
+                FLAGS.eval_batch_size, False, num_epochs=1), steps=FLAGS.num_eval_steps)["report_text"], flush=True)
+    elif mode == "evaluate":
+        from kaleido_tf.engines import Trainer
+
+        trainer = Trainer(task, FLAGS.model_dir or FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
+        runner.say(runner.registry.load_weights(trainer.model, runner.weights_for_prediction(FLAGS)))
+        schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.eval_input_fp)
+        metrics = trainer.evaluate(runner.dataset_fn(FLAGS.eval_input_fp, schema, FLAGS.eval_batch_size, False,
+                                                     num_epochs=1), steps=FLAGS.num_eval_steps)
+        print(f"accuracy: {metrics['accuracy']:.4f}\nmacro_f1: {metrics['macro_f1']:.4f}\n{metrics['report_text']}",
+              flush=True)
+    elif mode == "predict":
+        run_predict(task)
+    elif mode == "export":
+        from kaleido_tf.apps.export_mode import run_export
+
+        run_export(task, FLAGS)
+    else:
+        raise runner.UsageError(f"--mode must be train_and_evaluate, train, evaluate, predict or export, got {mode!r}")
+    return 0
+
+
+def run():
+    from kaleido_tf.apps.runner import main_wrapper
+
+    app.run(main_wrapper(main))
+
+
+if __name__ == "__main__":
+    run()

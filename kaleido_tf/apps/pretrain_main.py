@@ -1,0 +1,105 @@
+"""Kaleido-BERT pretraining and image-text retrieval, with the flags of the original pretrain_main.py.
+
+    python -m kaleido_tf.apps.pretrain_main --mode=train_and_evaluate --train_input_fp=... --eval_input_fp=... \\
+        --input_schema=pretrain --pretrain_model_name_or_path=pai-kaleidobert-base-en --train_batch_size=64 \\
+        --num_epochs=25 --model_dir=checkpoints/pretrained --learning_rate=1e-4
+    python -m kaleido_tf.apps.pretrain_main --mode=predict --type=img2txt --predict_input_fp=... \\
+        --input_schema=retrieval --predict_checkpoint_path=... --output_dir=...
+
+Modes: train_and_evaluate, train, evaluate, predict (retrieval: writes the original result file and prints
+Accuracy, Rank@1/5/10/100 and AUC), export (SavedModel for TF Serving).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+
+from kaleido_tf.apps import app_flags  # noqa: E402
+
+app_flags.define_flags()
+FLAGS = app_flags.FLAGS
+
+RETRIEVAL_PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "nx_sent_labels")
+
+
+def build_task():
+    from kaleido_tf.apps.runner import resolve_config
+    from kaleido_tf.tasks import PretrainTask
+
+    return PretrainTask(resolve_config(FLAGS), grey_target_per_patch=FLAGS.grey_target_per_patch,
+                        use_image_mask=FLAGS.use_image_mask)
+
+
+def run_retrieval(task):
+    from kaleido_tf.apps import runner
+    from kaleido_tf.engines import Trainer
+    from kaleido_tf.evaluators.retrieval import (RetrievalResultWriter, format_retrieval_report,
+                                                 read_retrieval_results, score_retrieval)
+
+    kind = FLAGS.type or "txt2img"
+    if kind not in ("img2txt", "txt2img"):
+        raise runner.UsageError(f"--type must be img2txt or txt2img, got {kind!r}")
+    if not FLAGS.output_dir:
+        raise runner.UsageError("--output_dir is required in predict mode")
+    source = runner.weights_for_prediction(FLAGS)
+    trainer = Trainer(task, FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
+    runner.say(runner.registry.load_weights(trainer.model, source))
+    schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.predict_input_fp)
+    batches = runner.dataset_fn(FLAGS.predict_input_fp, schema, FLAGS.predict_batch_size, False, num_epochs=1)
+    path = os.path.join(FLAGS.output_dir, f"eval_{kind}_results.txt")
+    from tqdm.auto import tqdm
+
+    with RetrievalResultWriter(path) as writer:
+        for out in tqdm(trainer.predict(batches, passthrough=RETRIEVAL_PASSTHROUGH), desc=f"predict {kind}",
+                        unit="batch", disable=not FLAGS.progress):
+            missing = [k for k in RETRIEVAL_PASSTHROUGH if k not in out]
+            if missing:
+                raise runner.UsageError(f"the predict input lacks {missing}: use the retrieval schema")
+            writer.write_batch(out["text_prod_id"], out["image_prod_id"], out["prod_img_id"], out["nx_sent_labels"],
+                               out["nsp_logits"])
+    metrics = score_retrieval(read_retrieval_results(path), type=kind)
+    runner.say(f"result file: {path}")
+    print(format_retrieval_report(metrics), flush=True)
+    runner.write_json(os.path.join(FLAGS.output_dir, f"eval_{kind}_metrics.json"), metrics)
+    return metrics
+
+
+def main(argv):
+    del argv
+    from kaleido_tf.apps import runner
+
+    runner.apply_model_zoo_path(FLAGS)
+    task = build_task()
+    mode = FLAGS.mode
+    if mode in ("train_and_evaluate", "train"):
+        runner.run_train_and_evaluate(task, FLAGS, evaluate=mode == "train_and_evaluate")
+    elif mode == "evaluate":
+        from kaleido_tf.engines import Trainer
+
+        trainer = Trainer(task, FLAGS.model_dir or FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
+        runner.say(runner.registry.load_weights(trainer.model, runner.weights_for_prediction(FLAGS)))
+        schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.eval_input_fp)
+        metrics = trainer.evaluate(runner.dataset_fn(FLAGS.eval_input_fp, schema, FLAGS.eval_batch_size, False,
+                                                     num_epochs=1), steps=FLAGS.num_eval_steps)
+        print("\n".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float)), flush=True)
+    elif mode == "predict":
+        run_retrieval(task)
+    elif mode == "export":
+        from kaleido_tf.apps.export_mode import run_export
+
+        run_export(task, FLAGS)
+    else:
+        raise runner.UsageError(f"--mode must be train_and_evaluate, train, evaluate, predict or export, got {mode!r}")
+    return 0
+
+
+def run():
+    from kaleido_tf.apps.runner import main_wrapper
+
+    app.run(main_wrapper(main))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,201 @@
+"""What the pretraining and finetuning applications share: inputs, model initialisation, the training run."""
+
+import glob
+import json
+import logging
+import os
+import sys
+
+import keras
+import tensorflow as tf
+
+from kaleido_tf.datasets import (get_schema, known_field_lengths, make_bundle_dataset, make_tfrecord_dataset,
+                                 read_list_file, read_schema_json)
+from kaleido_tf.engines import Trainer, get_strategy
+from kaleido_tf.model_zoo import registry
+from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
+from kaleido_tf.optimizers import compute_train_steps
+
+logger = logging.getLogger("kaleido_tf")
+
+
+class UsageError(ValueError):
+    """A flag is missing or inconsistent; the message says which."""
+
+
+def say(message):
+    print(f"[kaleido_tf] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------- inputs
+def is_tfrecord_input(path):
+    if os.path.isdir(path):
+        return os.path.isfile(os.path.join(path, "schema.json"))
+    return path.endswith((".tfrecord", ".tfrecord.gz")) or any(ch in path for ch in "*?[")
+
+
+def input_schema(flag_value, config, path, required=True):
+    """The schema for `path`: the flag (preset or string), else the TFRecord's schema.json."""
+    if flag_value:
+        expected = known_field_lengths(text_seq_len=None, patch_feature_size=config.patch_feature_size,
+                                       masked_greymask_patch_num=config.masked_greymask_patch_num,
+                                       masked_blankmask_patch_num=config.masked_blankmask_patch_num)
+        expected = {k: v for k, v in expected.items() if v is not None and not k.startswith("masked_lm")
+                    and k not in ("input_ids", "input_mask", "segment_ids")}
+        return get_schema(flag_value, expected_lengths=expected)
+    if path and is_tfrecord_input(path) and os.path.isdir(path):
+        return None  # read from schema.json
+    if required:
+        raise UsageError("--input_schema is required for bundle (TSV) input")
+    return None
+
+
+def count_examples(path):
+    """Examples in a bundle list or a TFRecord directory (for EasyTransfer's train-steps arithmetic)."""
+    if is_tfrecord_input(path):
+        if os.path.isdir(path):
+            counts = read_schema_json(path).counts
+            for key in ("num_examples", "examples", "lines_written"):
+                if key in counts:
+                    return int(counts[key])
+        total = 0
+        files = sorted(glob.glob(path)) if not os.path.isdir(path) else []
+        for f in files:
+            total += sum(1 for _ in tf.data.TFRecordDataset(f, compression_type="GZIP" if f.endswith(".gz") else ""))
+        return total
+    total = 0
+    for data_file in read_list_file(path):
+        with tf.io.gfile.GFile(data_file, "rb") as f:
+            total += sum(1 for line in f if line.strip())
+    return total
+
+
+def dataset_fn(path, schema, batch_size, training, seed=0, num_epochs=None):
+    """A function of a tf.distribute.InputContext giving per-replica batches of `batch_size`."""
+    if not path:
+        raise UsageError("an input file flag (--train_input_fp / --eval_input_fp / --predict_input_fp) is missing")
+
+    def make(context):
+        if is_tfrecord_input(path):
+            return make_tfrecord_dataset(path, batch_size, training, schema=schema, num_epochs=num_epochs,
+                                         input_context=context, seed=seed)
+        return make_bundle_dataset(path, schema, batch_size, training, num_epochs=num_epochs,
+                                   input_context=context, seed=seed)
+
+    return make
+
+
+# ---------------------------------------------------------------------------- model
+def resolve_config(flags):
+    """The model config: beside the weights to predict with (evaluate, predict, export), else beside
+    --pretrain_model_name_or_path, else --model_config, else in --model_dir."""
+    source = flags.pretrain_model_name_or_path
+    if flags.mode in ("evaluate", "predict", "export"):
+        config = registry.config_for(weights_for_prediction(flags))
+    elif flags.model_dir and os.path.isfile(os.path.join(flags.model_dir, registry.TRAINER_MARKER)):
+        config = registry.config_for(flags.model_dir)  # resuming: the run's own config
+    elif source and source != "random":
+        config = registry.config_for(source)
+    elif flags.model_config:
+        config = KaleidoBERTConfig.from_json_file(flags.model_config)
+    else:
+        raise UsageError("no model config: give --pretrain_model_name_or_path (a checkpoint with config.json beside "
+                         "it, a converted directory or a model-zoo name) or --model_config")
+    if flags.input_sequence_length and flags.input_sequence_length > config.max_position_embeddings:
+        raise UsageError(f"--input_sequence_length={flags.input_sequence_length} exceeds the model's "
+                         f"max_position_embeddings={config.max_position_embeddings}")
+    if flags.vocab_size and flags.vocab_size != config.vocab_size and flags["vocab_size"].present:
+        raise UsageError(f"--vocab_size={flags.vocab_size} but the model's vocab_size is {config.vocab_size}")
+    return config
+
+
+def init_fn(source):
+    """Initialisation from `source` when there is no checkpoint to resume; random init is announced."""
+    def init(model):
+        if not source or source == "random":
+            message = "random initialisation (no --pretrain_model_name_or_path given)"
+            say(f"WARNING: {message}")
+            return message
+        return registry.load_weights(model, source)
+    return init
+
+
+def apply_model_zoo_path(flags):
+    if flags.modelZooBasePath:
+        os.environ[registry.CHECKPOINTS_ENV] = flags.modelZooBasePath
+
+
+def make_strategy(flags):
+    return get_strategy(num_gpus=flags.workerGPU)
+
+
+def train_steps_for(flags, per_replica_batch, num_replicas):
+    if flags.train_steps:
+        return flags.train_steps
+    examples = count_examples(flags.train_input_fp)
+    steps = compute_train_steps(examples, flags.num_epochs, per_replica_batch * num_replicas)
+    say(f"{examples} training examples x {flags.num_epochs} epochs / global batch "
+        f"{per_replica_batch * num_replicas} -> {steps} steps")
+    return steps
+
+
+def run_train_and_evaluate(task, flags, evaluate=True):
+    if not flags.model_dir:
+        raise UsageError("--model_dir is required for training")
+    keras.utils.set_random_seed(flags.seed)
+    strategy = make_strategy(flags)
+    schema = input_schema(flags.input_schema, task.config, flags.train_input_fp)
+    steps = train_steps_for(flags, flags.train_batch_size, strategy.num_replicas_in_sync)
+    trainer = Trainer(task, flags.model_dir, strategy, learning_rate=flags.learning_rate, train_steps=steps,
+                      warmup_ratio=flags.warmup_ratio, weight_decay=flags.weight_decay_ratio,
+                      save_steps=flags.save_steps, keep_checkpoint_max=flags.keep_checkpoint_max,
+                      log_steps=flags.log_steps, jit_compile=flags.jit_compile, progress=flags.progress)
+    say(trainer.initialize(init_fn(flags.pretrain_model_name_or_path)))
+    train_fn = dataset_fn(flags.train_input_fp, schema, flags.train_batch_size, True, seed=flags.seed)
+    eval_fn = None
+    if evaluate and flags.eval_input_fp:
+        eval_schema = input_schema(flags.input_schema, task.config, flags.eval_input_fp)
+        eval_fn = dataset_fn(flags.eval_input_fp, eval_schema, flags.eval_batch_size, False, num_epochs=1)
+    logs = trainer.train(train_fn, flags.train_batch_size, eval_dataset_fn=eval_fn, eval_steps=flags.num_eval_steps,
+                         eval_every=flags.eval_every_steps)
+    say(f"finished at step {trainer.global_step}: " + ", ".join(
+        f"{k}={v:.4f}" for k, v in logs.items() if isinstance(v, float)))
+    return trainer, logs
+
+
+def weights_for_prediction(flags):
+    """--predict_checkpoint_path, else the latest checkpoint of --model_dir, else --pretrain_model_name_or_path."""
+    for candidate in (flags.predict_checkpoint_path, flags.model_dir, flags.pretrain_model_name_or_path):
+        if candidate and candidate != "random" and (os.path.exists(candidate) or os.path.exists(candidate + ".index")
+                                                     or candidate in registry.MODEL_ZOO):
+            return candidate
+    raise UsageError("nothing to predict with: give --predict_checkpoint_path, --model_dir or "
+                     "--pretrain_model_name_or_path")
+
+
+def build_for_prediction(task, flags):
+    source = weights_for_prediction(flags)
+    model = task.build_model()
+    say(registry.load_weights(model, source))
+    return model
+
+
+def main_wrapper(main):
+    """Runs `main(argv)` turning usage and data errors into one clear line and exit code 2."""
+    def wrapped(argv):
+        from kaleido_tf.convert.tf1_converter import CheckpointError
+        from kaleido_tf.datasets import DataError
+        from kaleido_tf.engines import TrainingDivergedError
+
+        try:
+            return main(argv)
+        except (UsageError, DataError, CheckpointError, FileNotFoundError, TrainingDivergedError, KeyError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return wrapped
+
+
+def write_json(path, data):
+    from kaleido_tf.utils.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")

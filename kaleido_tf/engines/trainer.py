@@ -1,0 +1,292 @@
+"""A thin tf.distribute training loop: the task computes, the trainer distributes, saves and reports.
+
+One step: every replica runs the task's forward and backward pass on its share of the global batch (losses
+scaled by the global batch, so the replicas' gradients add up to the whole batch's); the gradients are summed
+across replicas, clipped by their global norm, and applied once. The result does not depend on the number of
+replicas.
+"""
+
+import json
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from kaleido_tf.engines.distribution import is_chief
+from kaleido_tf.optimizers import get_optimizer
+from kaleido_tf.tasks.base_task import aggregate
+from kaleido_tf.utils.io import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+TRAINER_MARKER = "kaleido_tf_trainer.json"
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _progress_bar(total, initial, unit_scale, enabled, desc):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="ex", unit_scale=unit_scale, desc=desc, mininterval=1.0,
+                dynamic_ncols=True)
+
+
+def _random_states(model):
+    """The state variables of the model's Keras seed generators (dropout), in a stable order."""
+    states = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            state = generator.state
+            states.append(getattr(state, "value", state))
+    return states
+
+
+class Trainer:
+    """Trains, evaluates and predicts with a task under a strategy.
+
+    Args:
+        task: a kaleido_tf Task.
+        model_dir: checkpoints (`ckpt-N`), TensorBoard logs (`train/`, `eval/`), config and results.
+        strategy: a tf.distribute strategy (one device by default).
+        learning_rate, train_steps, warmup_ratio, weight_decay, clip_norm: EasyTransfer's optimizer settings.
+        save_steps: checkpoint every N steps (and at the end); None: at the end and after each evaluation.
+        keep_checkpoint_max: checkpoints kept.
+        log_steps: TensorBoard and log interval.
+        jit_compile: XLA-compile each replica's forward and backward pass.
+        progress: show a progress bar (examples/s, ETA).
+    """
+
+    def __init__(self, task, model_dir, strategy=None, learning_rate=1e-4, train_steps=1, warmup_ratio=0.1,
+                 weight_decay=0.0, clip_norm=1.0, save_steps=None, keep_checkpoint_max=5, log_steps=10,
+                 jit_compile=False, progress=True):
+        self.task = task
+        self.model_dir = model_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.train_steps = int(train_steps)
+        self.save_steps = save_steps
+        self.log_steps = max(int(log_steps), 1)
+        self.jit_compile = jit_compile
+        self.progress = progress
+        self.chief = is_chief(self.strategy)
+        with self.strategy.scope():
+            self.model = task.build_model()
+            self.optimizer = get_optimizer(learning_rate, self.train_steps, warmup_ratio, weight_decay, clip_norm)
+            self.optimizer.build(self.model.trainable_variables)
+        # The dropout random states go into checkpoints too, so a resumed run draws the same masks.
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              rng=_random_states(self.model))
+        directory = model_dir if self.chief else os.path.join(model_dir, f".worker_{self._task_id()}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep_checkpoint_max,
+                                                  checkpoint_name="ckpt")
+        self._train_fn = None
+        self._eval_fn = None
+        self._writers = {}
+
+    # ------------------------------------------------------------------ state
+    def _task_id(self):
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        return getattr(resolver, "task_id", 0) or 0
+
+    @property
+    def global_step(self):
+        return int(self.optimizer.iterations.numpy())
+
+    @property
+    def num_replicas(self):
+        return self.strategy.num_replicas_in_sync
+
+    def initialize(self, init_fn=None):
+        """Resumes from the latest checkpoint in model_dir; otherwise calls `init_fn(model)` (e.g. loads a
+        pretrained checkpoint). Returns a sentence saying which happened."""
+        os.makedirs(self.model_dir, exist_ok=True)
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            message = f"resumed from {latest} at step {self.global_step}"
+        elif init_fn is not None:
+            message = init_fn(self.model) or "initialised from a pretrained model"
+            self.optimizer.iterations.assign(0)
+        else:
+            message = "no checkpoint to resume and no pretrained model given: random initialisation"
+        logger.info(message)
+        if self.chief:
+            self.task.config.to_json_file(os.path.join(self.model_dir, "config.json"))
+            atomic_write_text(os.path.join(self.model_dir, TRAINER_MARKER),
+                              json.dumps({"task": self.task.name}, indent=2) + "\n")
+        return message
+
+    def save(self):
+        path = self.manager.save(checkpoint_number=self.global_step)
+        if not self.chief:  # only the chief keeps its checkpoints
+            tf.io.gfile.rmtree(self.manager.directory)
+        return path
+
+    # ------------------------------------------------------------------ steps
+    def _global_batch(self, per_replica_batch):
+        return per_replica_batch * self.num_replicas
+
+    def _build_train_fn(self, global_batch):
+        task, model, optimizer, strategy = self.task, self.model, self.optimizer, self.strategy
+
+        shapes = [v.shape for v in model.trainable_variables]
+        sizes = [int(np.prod(shape)) for shape in shapes]
+
+        def replica_fn(features):
+            losses, grads = task.compute_gradients(features, model, global_batch)
+            # One flat vector, so that one all-reduce carries every gradient.
+            return losses, tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
+
+        if self.jit_compile:
+            replica_fn = tf.function(replica_fn, jit_compile=True)
+
+        @tf.function
+        def train_fn(iterator):
+            features = next(iterator)
+            losses, flat = strategy.run(replica_fn, args=(features,))
+            flat = strategy.reduce(tf.distribute.ReduceOp.SUM, flat, axis=None)
+            grads = [tf.reshape(g, shape) for g, shape in zip(tf.split(flat, sizes), shapes)]
+            losses = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
+            learning_rate = optimizer.learning_rate
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            losses["learning_rate"] = tf.cast(learning_rate, tf.float32)
+            return losses
+
+        return train_fn
+
+    def _build_eval_fn(self):
+        task, model, strategy = self.task, self.model, self.strategy
+
+        @tf.function
+        def eval_fn(features):
+            return strategy.run(lambda f: task.validation_step(f, model), args=(features,))
+
+        return eval_fn
+
+    def _local(self, value):
+        parts = self.strategy.experimental_local_results(value)
+        arrays = [np.asarray(p) for p in parts]
+        if arrays[0].ndim == 0:
+            return np.sum(arrays)
+        return np.concatenate(arrays, axis=0)
+
+    def _writer(self, name):
+        if not self.chief:
+            return None
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(os.path.join(self.model_dir, name))
+        return self._writers[name]
+
+    def _write_scalars(self, name, values, step):
+        writer = self._writer(name)
+        if writer is None:
+            return
+        with writer.as_default(step=step):
+            for key, value in values.items():
+                if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
+                    tf.summary.scalar(key, float(value))
+        writer.flush()
+
+    # ------------------------------------------------------------------ loops
+    def train(self, dataset_fn, per_replica_batch, eval_dataset_fn=None, eval_steps=None, eval_every=None,
+              stop_at_step=None):
+        """Trains up to `train_steps` (or `stop_at_step`, for a run in several parts), resuming from the current
+        step.
+
+        dataset_fn(input_context) -> a dataset of per-replica batches of `per_replica_batch` examples; it must be
+        deterministic for a resumed run to see the same batches (the trainer skips the batches already seen).
+        Returns the last step's logs (and the last evaluation's metrics under "eval/...").
+        """
+        global_batch = self._global_batch(per_replica_batch)
+        start = self.global_step
+        skip = start
+
+        def resumed(context):
+            return dataset_fn(context).skip(skip)
+
+        dataset = self.strategy.distribute_datasets_from_function(resumed)
+        iterator = iter(dataset)
+        if self._train_fn is None:
+            self._train_fn = self._build_train_fn(global_batch)
+        bar = _progress_bar(self.train_steps * global_batch, start * global_batch, True,
+                            self.progress and self.chief, f"train {self.task.name}")
+        logs, last = {}, {}
+        tick, tick_step = time.time(), start
+        try:
+            last_step = min(self.train_steps, stop_at_step or self.train_steps)
+            while self.global_step < last_step:
+                try:
+                    step_logs = self._train_fn(iterator)
+                except (StopIteration, tf.errors.OutOfRangeError):
+                    logger.warning("input ended at step %d before train_steps %d", self.global_step, self.train_steps)
+                    break
+                step = self.global_step
+                logs = {k: float(v.numpy()) for k, v in step_logs.items()}
+                if not math.isfinite(logs["total"]):
+                    raise TrainingDivergedError(
+                        f"the training loss became {logs['total']} at step {step}; stopped. The last good checkpoint "
+                        f"is {self.manager.latest_checkpoint or '(none yet)'}; nothing was saved after it."
+                    )
+                if bar is not None:
+                    bar.update(global_batch)
+                    bar.set_postfix(loss=f"{logs['total']:.4f}", refresh=False)
+                if step % self.log_steps == 0 or step == self.train_steps:
+                    elapsed = max(time.time() - tick, 1e-9)
+                    logs["examples_per_second"] = (step - tick_step) * global_batch / elapsed
+                    tick, tick_step = time.time(), step
+                    self._write_scalars("train", logs, step)
+                if self.save_steps and step % self.save_steps == 0:
+                    self.save()
+                if eval_dataset_fn is not None and eval_every and step % eval_every == 0 and step < self.train_steps:
+                    last = self.evaluate(eval_dataset_fn, steps=eval_steps)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.global_step > start or not self.manager.latest_checkpoint:
+            self.save()
+        if eval_dataset_fn is not None:
+            last = self.evaluate(eval_dataset_fn, steps=eval_steps)
+        out = dict(logs)
+        out.update({f"eval/{k}": v for k, v in last.items()})
+        return out
+
+    def evaluate(self, dataset_fn, steps=None):
+        """Runs the task's validation over the dataset (at most `steps` batches); returns the metrics."""
+        dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+        if self._eval_fn is None:
+            self._eval_fn = self._build_eval_fn()
+        state = None
+        for i, features in enumerate(dataset):
+            if steps is not None and i >= steps:
+                break
+            step_logs = self._eval_fn(features)
+            state = aggregate(state, {k: self._local(v) for k, v in step_logs.items()})
+        metrics = self.task.reduce_validation(state or {})
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        self._write_scalars("eval", scalars, self.global_step)
+        if self.chief:
+            record = {"step": self.global_step, **scalars}
+            atomic_write_text(os.path.join(self.model_dir, "eval_results.json"), json.dumps(record, indent=2) + "\n")
+        logger.info("evaluation at step %d: %s", self.global_step, scalars)
+        return metrics
+
+    def predict(self, dataset_fn, passthrough=()):
+        """Yields per-batch numpy dicts of the task's predictions plus the `passthrough` features (e.g. ids)."""
+        task, model = self.task, self.model
+
+        @tf.function
+        def predict_fn(features):
+            out = task.predict_step(features, model)
+            out.update({k: features[k] for k in passthrough if k in features})
+            return out
+
+        dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+        for features in dataset:
+            result = self.strategy.run(predict_fn, args=(features,))
+            yield {k: self._local(v) for k, v in result.items()}

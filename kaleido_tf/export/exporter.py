@@ -1,0 +1,162 @@
+"""export_saved_model: a kaleido_tf model -> EXPORT_DIR/<version>/, a SavedModel TF Serving loads.
+
+The version directory is written under a temporary name beside it and renamed into place when complete, so
+TF Serving (which polls EXPORT_DIR for integer-named directories) never sees a partial version, and a failed
+export leaves nothing behind. Beside the SavedModel, `assets.extra/kaleido_export.json` describes the
+signatures, the input widths, the class names and the tokeniser settings for clients.
+"""
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from kaleido_tf.export.label_map import class_names as load_class_names
+from kaleido_tf.export.serving_module import CLASSIFIER, KaleidoServingModule, model_kind
+from kaleido_tf.export.text_encoder import WordPieceEncoder, read_vocab
+from kaleido_tf.utils.io import atomic_directory, atomic_write_text
+from kaleido_tf.version import __version__
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_VOCAB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "vocab.txt")
+EXPORT_INFO = os.path.join("assets.extra", "kaleido_export.json")
+EXPORT_FORMAT = "kaleido_tf-saved-model-v1"
+
+
+class ExportError(ValueError):
+    """An export that cannot be written as asked (an existing version, a bad version number)."""
+
+
+# --------------------------------------------------------------------------- versions
+def existing_versions(export_dir):
+    """Integer-named version directories in `export_dir`, sorted (temporary and other entries ignored)."""
+    if not os.path.isdir(export_dir):
+        return []
+    return sorted(
+        int(name) for name in os.listdir(export_dir)
+        if name.isdigit() and os.path.isdir(os.path.join(export_dir, name))
+    )
+
+
+def resolve_version(export_dir, version=None):
+    """The version to write: `version` (an int >= 0 or its decimal string) or one after the largest existing."""
+    if version is None:
+        versions = existing_versions(export_dir)
+        return versions[-1] + 1 if versions else 1
+    if isinstance(version, bool):
+        raise ExportError(f"version must be a non-negative integer, got {version!r}")
+    if isinstance(version, str):
+        if not version.strip().isdigit():
+            raise ExportError(f"version must be a non-negative integer, got {version!r}")
+        version = int(version)
+    if not isinstance(version, int) or version < 0:
+        raise ExportError(f"version must be a non-negative integer, got {version!r}")
+    return version
+
+
+# --------------------------------------------------------------------------- graph inspection
+def custom_ops(saved_model_dir):
+    """Op types of the SavedModel that core TensorFlow lacks (those a TF Serving binary must link in)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    ops, functions = set(), set()
+    for meta_graph in proto.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            functions.add(function.signature.name)
+            ops.update(node.op for node in function.node_def)
+    return sorted(op for op in ops - functions if not hasattr(tf.raw_ops, op))
+
+
+# --------------------------------------------------------------------------- export
+def _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures):
+    if not text_signatures:
+        return None
+    vocab_size = model.config.vocab_size
+    if vocab_file is None:
+        tokens = len(read_vocab(DEFAULT_VOCAB))
+        if tokens > vocab_size:
+            logger.warning(
+                "no vocab_file given and the packaged vocab (%d tokens) does not fit the model's vocab_size=%d: "
+                "exporting without text signatures", tokens, vocab_size,
+            )
+            return None
+        vocab_file = DEFAULT_VOCAB
+    return WordPieceEncoder(vocab_file, text_length, do_lower_case=do_lower_case, vocab_size=vocab_size)
+
+
+def _write_export_info(directory, info):
+    os.makedirs(os.path.join(directory, os.path.dirname(EXPORT_INFO)), exist_ok=True)
+    atomic_write_text(os.path.join(directory, EXPORT_INFO), json.dumps(info, indent=2) + "\n")
+
+
+def export_saved_model(model, export_dir, version=None, vocab_file=None, label_map=None, do_lower_case=True,
+                       max_text_length=None, overwrite=False, text_signatures=True):
+    """Exports `model` as the SavedModel EXPORT_DIR/<version>/ for TF Serving; returns that path.
+
+    Args:
+        model: a built KaleidoBERTPretrainModel (signatures itm_score, embed) or KaleidoBERTClassifier
+            (classify, embed), weights loaded (`kaleido_tf.from_pretrained`).
+        export_dir: the model's base directory (TF Serving's model_base_path).
+        version: integer version; default one after the largest existing version (1 for none).
+        vocab_file: WordPiece vocab for the raw-text signatures (`*_text`, `tokenize`); default: the packaged
+            BERT uncased vocab when it fits the model's word table (else no text signatures, with a warning).
+        label_map: classifier class names: {name: id} or a JSON file of it; unnamed ids are "class_<id>".
+        do_lower_case: lower-case and strip accents before WordPiece (BERT uncased).
+        max_text_length: T of every signature; default the config's text_seq_len.
+        overwrite: replace an existing version (otherwise an existing version is an ExportError).
+        text_signatures: False leaves out the raw-text signatures, and with them the tensorflow-text ops, for
+            a TF Serving binary without those ops.
+    """
+    kind = model_kind(model)
+    if label_map is not None and kind != CLASSIFIER:
+        raise ValueError("label_map applies to classifier models (task catepred/subcatepred) only")
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    number = resolve_version(export_dir, version)
+    path = os.path.join(export_dir, str(number))
+    if os.path.exists(path) and not overwrite:
+        raise ExportError(f"version {number} already exists at {path}: choose another version or pass overwrite=True")
+
+    text_length = int(max_text_length) if max_text_length is not None else model.config.text_seq_len
+    encoder = _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures)
+    names = load_class_names(label_map, model.num_classes) if kind == CLASSIFIER else None
+    module = KaleidoServingModule(model, text_encoder=encoder, class_names=names, text_length=text_length)
+
+    steps = tqdm(total=len(module.signature_names) + 2, desc=f"export version {number}", unit="step", leave=False)
+    with steps, atomic_directory(path, overwrite=overwrite) as tmp:
+        for name in module.signature_names:
+            steps.set_postfix_str(f"trace {name}")
+            module.concrete_function(name)
+            steps.update()
+        steps.set_postfix_str("save")
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        steps.update()
+        info = {
+            "format": EXPORT_FORMAT,
+            "kaleido_tf_version": __version__,
+            "model": type(model).__name__,
+            "task": getattr(model, "task", "pretrain"),
+            "version": number,
+            "text_length": text_length,
+            "default_signature": module.default_signature,
+            "signatures": module.describe(),
+            "class_names": names,
+            "text": None if encoder is None else {
+                "vocab_asset": encoder.vocab_file_name,
+                "vocab_tokens": encoder.vocab_tokens,
+                "do_lower_case": encoder.do_lower_case,
+                "format": "[CLS] text [SEP], truncated and padded with [PAD] to text_length",
+            },
+            "custom_ops": custom_ops(tmp),
+            "config": model.config.to_dict(),
+        }
+        _write_export_info(tmp, info)
+        steps.update()
+    logger.info("exported %s", path)
+    return path

@@ -1,0 +1,95 @@
+"""The five run scripts, end to end on small generated data in the original TSV format, as a user runs them
+from the repository root (dataset/ in, checkpoints/ out)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kaleido_tf.evaluators.retrieval import read_retrieval_results, score_retrieval
+from tests.apps.tiny_data import schema_string, write_tiny_bundle
+from tests.conftest import GOLDEN
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _place(tmp, kind, dest_dir, names, **kwargs):
+    """Writes a bundle and renames its data files to the names the scripts list."""
+    src = tmp / f"src_{kind}_{names[0]}"
+    kwargs.setdefault("num_files", len(names))
+    list_file, _, examples = write_tiny_bundle(src, kind, **kwargs)
+    os.makedirs(dest_dir, exist_ok=True)
+    for i, name in enumerate(names):
+        shutil.move(str(src / f"part_{i:03d}.tsv"), os.path.join(dest_dir, name))
+    return examples
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("project")
+    data = tmp / "dataset"
+    _place(tmp, "pretrain", data / "pretrain", ["pretrain_train__a", "pretrain_train__b"], num_examples=16)
+    _place(tmp, "pretrain", data / "pretrain", ["pretrain_valid__a"], num_examples=8, num_files=1, seed=1)
+    _place(tmp, "finetune", data / "finetune", ["finetune_train__a"], num_examples=16, num_files=1, seed=2)
+    _place(tmp, "finetune", data / "finetune", ["finetune_valid__a"], num_examples=8, num_files=1, seed=3)
+    _place(tmp, "retrieval", data / "retrieve", ["retrieve_i2t__a"], num_examples=15, num_files=1, seed=4,
+           direction="img2txt")
+    _place(tmp, "retrieval", data / "retrieve", ["retrieve_t2i__a"], num_examples=15, num_files=1, seed=5)
+    return tmp
+
+
+def _script(project, name, env, *args):
+    full_env = {**os.environ, "PYTHON": sys.executable, "WORKER_GPU": "1", "INPUT_SEQUENCE_LENGTH": "16",
+                "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT, **env}
+    done = subprocess.run(["bash", os.path.join(ROOT, "scripts", name), "--progress=false", "--log_steps=1", *args],
+                          cwd=project, env=full_env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def pretrained(project):
+    out = _script(project, "run_pretrain.sh", {
+        "PRETRAIN_MODEL": os.path.join(GOLDEN, "tiny", "model.ckpt-0"), "INPUT_SCHEMA": schema_string("pretrain"),
+        "TRAIN_BATCH_SIZE": "4", "NUM_EPOCHS": "2", "LEARNING_RATE": "1e-3"})
+    return out
+
+
+def test_run_pretrain(project, pretrained):
+    assert "16 training examples x 2 epochs / global batch 4 -> 9 steps" in pretrained
+    assert "loaded 75 variables from" in pretrained
+    model_dir = project / "checkpoints" / "pretrained"
+    assert (model_dir / "ckpt-9.index").exists() and (model_dir / "config.json").exists()
+    results = json.loads((model_dir / "eval_results.json").read_text())
+    assert results["step"] == 9 and 0 <= results["itm_accuracy"] <= 1 and np.isfinite(results["total"])
+    assert os.listdir(model_dir / "train") and os.listdir(model_dir / "eval")
+    assert (project / "dataset" / "train_list.list_csv").read_text().count("pretrain_train__") == 2
+
+
+@pytest.mark.parametrize("script,task", [("run_cat.sh", "catepred"), ("run_subcat.sh", "subcatepred")])
+def test_run_finetune(project, pretrained, script, task):
+    out = _script(project, script, {
+        "PRETRAIN_MODEL": str(project / "checkpoints" / "pretrained"), "INPUT_SCHEMA": schema_string("finetune"),
+        "TRAIN_BATCH_SIZE": "4", "NUM_EPOCHS": "1", "LEARNING_RATE": "1e-3"}, "--num_classes=4")
+    assert f"freshly initialised: kaleido_bert_{task}/{task}_dense/kernel" in out
+    assert "macro avg" in out  # the per-class report
+    results = json.loads((project / "checkpoints" / "classification" / task / "eval_results.json").read_text())
+    assert set(results) >= {"accuracy", "macro_f1", "loss"} and 0 <= results["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("script,kind", [("run_i2t.sh", "img2txt"), ("run_t2i.sh", "txt2img")])
+def test_run_retrieval(project, pretrained, script, kind):
+    out = _script(project, script, {
+        "PREDICT_CHECKPOINT": str(project / "checkpoints" / "pretrained"), "INPUT_SCHEMA": schema_string("retrieval"),
+        "PREDICT_BATCH_SIZE": "4"})
+    for line in ("Accuracy:", "Rank@1:", "Rank@5:", "Rank@10:", "Rank@100:", "AUC:"):
+        assert line in out
+    out_dir = project / "checkpoints" / "retrieve" / kind
+    metrics = json.loads((out_dir / f"eval_{kind}_metrics.json").read_text())
+    assert metrics["pairs"] == 15 and metrics["queries"] == 3
+    rescored = score_retrieval(read_retrieval_results(str(out_dir / f"eval_{kind}_results.txt")), type=kind)
+    assert rescored["auc"] == pytest.approx(metrics["auc"]) and rescored["rank@1"] == pytest.approx(metrics["rank@1"])
