@@ -27,6 +27,8 @@ setup(
         "absl-py",
         "tqdm",
         "tensorboard",
+        "pycocoevalcap",  # caption metrics (BLEU, METEOR, ROUGE-L, CIDEr); METEOR and its tokenizer need Java
+        "matplotlib",
     ],
     extras_require={
         "test": ["pytest", "hypothesis", "psutil"],

@@ -17,6 +17,7 @@ from kaleido_tf.version import __version__  # noqa: E402
 
 _LAZY = {
     "KaleidoBERTBackbone": ("kaleido_tf.model_zoo", "KaleidoBERTBackbone"),
+    "KaleidoBERTCaptioner": ("kaleido_tf.model_zoo", "KaleidoBERTCaptioner"),
     "KaleidoBERTClassifier": ("kaleido_tf.model_zoo", "KaleidoBERTClassifier"),
     "KaleidoBERTConfig": ("kaleido_tf.model_zoo.kaleidobert_config", "KaleidoBERTConfig"),
     "KaleidoBERTPretrainModel": ("kaleido_tf.model_zoo", "KaleidoBERTPretrainModel"),

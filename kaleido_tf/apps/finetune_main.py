@@ -1,4 +1,4 @@
-"""Category / subcategory finetuning, with the flags of the original finetune_main.py.
+"""Category / subcategory finetuning, with the flags of the original finetune_main.py, and captioning.
 
     python -m kaleido_tf.apps.finetune_main --mode=train_and_evaluate --task=catepred \\
         --train_input_fp=... --eval_input_fp=... --input_schema=finetune \\
@@ -7,6 +7,11 @@
 
 Modes: train_and_evaluate, train, evaluate (accuracy, macro-F1, per-class report), predict (one line per
 example: ids, label, predicted class and its probability), export.
+
+--task=caption finetunes captioning on the same finetune schema (the caption is the text): evaluation
+generates captions and scores BLEU-4, METEOR, ROUGE-L and CIDEr; predict writes OUTPUT_DIR/captions.tsv (see
+kaleido_tf/apps/caption_app.py); export adds the `caption` signature. Flags: --vocab_file, --beam_size,
+--max_caption_length, --caption_length_penalty, --caption_mask_ratio, --caption_max_predictions.
 """
 
 import os
@@ -42,8 +47,12 @@ def build_task():
     from kaleido_tf.apps.runner import UsageError, resolve_config
     from kaleido_tf.tasks import ClassificationTask
 
+    if FLAGS.task == "caption":
+        from kaleido_tf.apps.caption_app import build_caption_task
+
+        return build_caption_task(FLAGS)
     if FLAGS.task not in ("catepred", "subcatepred"):
-        raise UsageError(f"--task must be catepred or subcatepred, got {FLAGS.task!r}")
+        raise UsageError(f"--task must be catepred, subcatepred or caption, got {FLAGS.task!r}")
     names, count = (None, None)
     if FLAGS.label_map:
         names, count = read_label_map(FLAGS.label_map)
@@ -96,7 +105,10 @@ def main(argv):
     mode = FLAGS.mode
     if mode in ("train_and_evaluate", "train"):
         trainer, logs = runner.run_train_and_evaluate(task, FLAGS, evaluate=mode == "train_and_evaluate")
-        if mode == "train_and_evaluate" and FLAGS.eval_input_fp:
+        if task.name == "caption":
+            if "eval/report_text" in logs:
+                print(logs["eval/report_text"], flush=True)
+        elif mode == "train_and_evaluate" and FLAGS.eval_input_fp:
             print(trainer.evaluate(runner.dataset_fn(
                 FLAGS.eval_input_fp, runner.input_schema(FLAGS.input_schema, task.config, FLAGS.eval_input_fp),
                 FLAGS.eval_batch_size, False, num_epochs=1), steps=FLAGS.num_eval_steps)["report_text"], flush=True)
@@ -108,10 +120,18 @@ def main(argv):
         schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.eval_input_fp)
         metrics = trainer.evaluate(runner.dataset_fn(FLAGS.eval_input_fp, schema, FLAGS.eval_batch_size, False,
                                                      num_epochs=1), steps=FLAGS.num_eval_steps)
-        print(f"accuracy: {metrics['accuracy']:.4f}\nmacro_f1: {metrics['macro_f1']:.4f}\n{metrics['report_text']}",
-              flush=True)
+        if task.name == "caption":
+            print(f"loss: {metrics['loss']:.4f}\n{metrics.get('report_text', '')}", flush=True)
+        else:
+            print(f"accuracy: {metrics['accuracy']:.4f}\nmacro_f1: {metrics['macro_f1']:.4f}\n{metrics['report_text']}",
+                  flush=True)
     elif mode == "predict":
-        run_predict(task)
+        if task.name == "caption":
+            from kaleido_tf.apps.caption_app import run_caption_predict
+
+            run_caption_predict(task, FLAGS)
+        else:
+            run_predict(task)
     elif mode == "export":
         from kaleido_tf.apps.export_mode import run_export
 

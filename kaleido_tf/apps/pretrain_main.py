@@ -21,9 +21,6 @@ from kaleido_tf.apps import app_flags  # noqa: E402
 app_flags.define_flags()
 FLAGS = app_flags.FLAGS
 
-RETRIEVAL_PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "nx_sent_labels")
-
-
 def build_task():
     from kaleido_tf.apps.runner import resolve_config
     from kaleido_tf.tasks import PretrainTask
@@ -35,8 +32,8 @@ def build_task():
 def run_retrieval(task):
     from kaleido_tf.apps import runner
     from kaleido_tf.engines import Trainer
-    from kaleido_tf.evaluators.retrieval import (RetrievalResultWriter, format_retrieval_report,
-                                                 read_retrieval_results, score_retrieval)
+    from kaleido_tf.evaluators.retrieval import format_retrieval_report
+    from kaleido_tf.evaluators.retrieval_predict import predict_retrieval
 
     kind = FLAGS.type or "txt2img"
     if kind not in ("img2txt", "txt2img"):
@@ -49,17 +46,7 @@ def run_retrieval(task):
     schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.predict_input_fp)
     batches = runner.dataset_fn(FLAGS.predict_input_fp, schema, FLAGS.predict_batch_size, False, num_epochs=1)
     path = os.path.join(FLAGS.output_dir, f"eval_{kind}_results.txt")
-    from tqdm.auto import tqdm
-
-    with RetrievalResultWriter(path) as writer:
-        for out in tqdm(trainer.predict(batches, passthrough=RETRIEVAL_PASSTHROUGH), desc=f"predict {kind}",
-                        unit="batch", disable=not FLAGS.progress):
-            missing = [k for k in RETRIEVAL_PASSTHROUGH if k not in out]
-            if missing:
-                raise runner.UsageError(f"the predict input lacks {missing}: use the retrieval schema")
-            writer.write_batch(out["text_prod_id"], out["image_prod_id"], out["prod_img_id"], out["nx_sent_labels"],
-                               out["nsp_logits"])
-    metrics = score_retrieval(read_retrieval_results(path), type=kind)
+    metrics = predict_retrieval(trainer, batches, kind, path, progress=FLAGS.progress)
     runner.say(f"result file: {path}")
     print(format_retrieval_report(metrics), flush=True)
     runner.write_json(os.path.join(FLAGS.output_dir, f"eval_{kind}_metrics.json"), metrics)

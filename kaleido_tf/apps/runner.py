@@ -149,7 +149,8 @@ def run_train_and_evaluate(task, flags, evaluate=True):
     trainer = Trainer(task, flags.model_dir, strategy, learning_rate=flags.learning_rate, train_steps=steps,
                       warmup_ratio=flags.warmup_ratio, weight_decay=flags.weight_decay_ratio,
                       save_steps=flags.save_steps, keep_checkpoint_max=flags.keep_checkpoint_max,
-                      log_steps=flags.log_steps, jit_compile=flags.jit_compile, progress=flags.progress)
+                      log_steps=flags.log_steps, jit_compile=flags.jit_compile, progress=flags.progress,
+                      mixed_precision=flags.mixed_precision)
     say(trainer.initialize(init_fn(flags.pretrain_model_name_or_path)))
     train_fn = dataset_fn(flags.train_input_fp, schema, flags.train_batch_size, True, seed=flags.seed)
     eval_fn = None
@@ -191,6 +192,9 @@ def main_wrapper(main):
             return main(argv)
         except (UsageError, DataError, CheckpointError, FileNotFoundError, TrainingDivergedError, KeyError) as e:
             print(f"error: {e}", file=sys.stderr)
+            return 2
+        except tf.errors.OpError as e:  # bad data found inside the input pipeline names its file and line
+            print(f"error: {e.message.strip().splitlines()[0]}", file=sys.stderr)
             return 2
     return wrapped
 

@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from kaleido_tf.datasets.line_parser import cached_line_parser, raise_on_error
 from kaleido_tf.datasets.schema import KNOWN_FIELD_LENGTHS, get_schema
-from kaleido_tf.datasets.sources import (finish_pipeline, pipeline_options, read_list_file, resolve_sharding,
-                                         sharded_records)
+from kaleido_tf.datasets.sources import (finish_pipeline, is_deterministic, pipeline_options, read_list_file,
+                                         resolve_sharding, sharded_records)
 from kaleido_tf.datasets.tsv_parser import parse_tsv_line
 
 __all__ = ["make_bundle_dataset", "parse_tsv_line"]
@@ -48,6 +48,8 @@ def make_bundle_dataset(list_file, schema, batch_size, training, num_epochs=None
       batch_size: examples per yielded batch (per input pipeline).
       training: shuffle files and lines, repeat `num_epochs` times (None: forever); otherwise one
         deterministic pass in a fixed order (unless `num_epochs` says more).
+      seed: seeds the shuffles; a seeded training pipeline also yields its batches in a reproducible
+        order (parallel work is kept in order), so a resumed run sees the batches an uninterrupted one does.
       input_context: a `tf.distribute.InputContext`; or give `num_workers` and `worker_index`.
       shuffle_buffer: lines held for shuffling (text lines of a full pretraining example are ~1 MB each).
       drop_remainder: defaults to `training` (fixed batch shapes).
@@ -67,7 +69,8 @@ def make_bundle_dataset(list_file, schema, batch_size, training, num_epochs=None
     files = read_list_file(list_file)
     lines = sharded_records((files,), _open_text_file, training, num_shards, shard_index, seed=seed)
     lines = finish_pipeline(lines, training, num_epochs, shuffle_buffer, seed)
-    dataset = lines.map(_parse_and_check(schema), num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    dataset = lines.map(_parse_and_check(schema), num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=is_deterministic(training, seed))
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return dataset.with_options(pipeline_options(training))
+    return dataset.with_options(pipeline_options(training, seed))

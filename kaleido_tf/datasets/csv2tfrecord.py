@@ -4,9 +4,10 @@
         --output_dir dataset/pretrain_tfrecord [--num_shards 64] [--feature_dtype float16|float32] \\
         [--compression GZIP] [--lenient] [--num_workers 8]
 
-The lines are split into `num_shards` contiguous, equal runs; each shard is written by one worker
-process under a temporary name. The output directory itself is assembled under a temporary name and
-appears only when every shard and `schema.json` are complete. Nothing is dropped silently: the first bad
+The lines are split into `num_shards` contiguous, equal runs (so the shards keep the input order); each
+shard is written by one worker process (or this process with `--num_workers 1`) under a temporary name,
+its lines parsed in parallel threads by the bundle reader's parser. The output directory itself is
+assembled under a temporary name and appears only when every shard and `schema.json` are complete. Nothing is dropped silently: the first bad
 line stops the run with its message (exit code 1), unless `--lenient` is given, in which case bad lines
 are listed in `rejected.tsv` (file, line number, reason) beside the shards.
 """
@@ -60,7 +61,7 @@ def index_lines(path, progress=None):
     return starts, size
 
 
-def plan_shards(files, line_starts, sizes, num_shards):
+def plan_shards(files, line_starts, num_shards):
     """Splits all lines into `num_shards` contiguous runs: per shard a list of segments.
 
     A segment is (path, first line number (1-based), number of lines, byte offset of the first line).
@@ -269,7 +270,7 @@ def convert_bundles(input_fp, input_schema, output_dir, num_shards=None, feature
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     num_shards = min(num_shards, total)
-    plans = plan_shards(files, line_starts, sizes, num_shards)
+    plans = plan_shards(files, line_starts, num_shards)
     num_workers = min(num_workers, num_shards)
 
     lines_read = written = 0

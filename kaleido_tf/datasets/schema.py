@@ -96,7 +96,9 @@ class Schema:
             if dtype not in DTYPES:
                 raise ValueError(f"input schema item {index} {item!r}: unknown type {parts[1]!r} for field "
                                  f"{name!r}; expected int, float or str")
-            if not re.fullmatch(r"[0-9]+", length_text) or int(length_text) < 1:
+            # (at most 18 significant digits: python refuses int() of over 4300 digits)
+            if (not re.fullmatch(r"[0-9]+", length_text) or len(length_text.lstrip("0")) > 18
+                    or int(length_text) < 1):
                 raise ValueError(f"input schema item {index} {item!r}: length {length_text!r} of field {name!r} "
                                  f"is not a positive integer")
             try:

@@ -83,8 +83,11 @@ def sharded_records(file_table, open_file, training, num_shards, shard_index, cy
     Args:
       file_table: a tuple of equal-length lists (the first holds the paths), one entry per file.
       open_file: maps one entry of `file_table` (tensors) to a dataset of records.
-      training: files are shuffled and read in a parallel, non-deterministic interleave when True (a
-        deterministic one when records are sharded); otherwise read one after the other in list order.
+      training: files are shuffled and read in a parallel interleave when True (non-deterministic for
+        speed unless a seed is given or records are sharded); otherwise read one after the other in list
+        order.
+      seed: with a seed the training order is a function of the seed alone, so a resumed run (which
+        skips the batches already seen) continues with exactly the batches an uninterrupted run sees.
       num_shards, shard_index: from `resolve_sharding`.
     """
     num_files = len(file_table[0])
@@ -104,7 +107,7 @@ def sharded_records(file_table, open_file, training, num_shards, shard_index, cy
         cycle_length=max(1, min(cycle_length, num_files)) if training else 1,
         block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=(not training) or by_record,
+        deterministic=is_deterministic(training, seed) or by_record,
     )
     if by_record:
         records = records.shard(num_shards, shard_index)
@@ -124,9 +127,14 @@ def finish_pipeline(dataset, training, num_epochs, shuffle_buffer, seed):
     return dataset
 
 
-def pipeline_options(training):
+def is_deterministic(training, seed):
+    """Evaluation always keeps its order; training does when seeded (reproducible, resumable runs)."""
+    return (not training) or seed is not None
+
+
+def pipeline_options(training, seed=None):
     """Options: no automatic re-sharding by tf.distribute (the readers shard themselves)."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    options.deterministic = not training
+    options.deterministic = is_deterministic(training, seed)
     return options

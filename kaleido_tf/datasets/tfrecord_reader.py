@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from kaleido_tf.datasets.errors import DataError, DataFileNotFoundError
 from kaleido_tf.datasets.schema import Schema, get_schema
-from kaleido_tf.datasets.sources import finish_pipeline, pipeline_options, resolve_sharding, sharded_records
+from kaleido_tf.datasets.sources import (finish_pipeline, is_deterministic, pipeline_options, resolve_sharding,
+                                         sharded_records)
 from kaleido_tf.datasets.tfrecord_writer import (SCHEMA_JSON, SHARD_RE, _check_feature_dtype, field_encoding,
                                                  normalize_compression, read_schema_json)
 
@@ -204,8 +205,8 @@ def make_tfrecord_dataset(files_or_dir_or_pattern, batch_size, training, schema=
       files_or_dir_or_pattern: a shard directory (all part-*-of-* shards, which must be complete), a glob
         pattern, one file or a list of files.
       batch_size: examples per yielded batch (per input pipeline).
-      training: shuffle and repeat `num_epochs` times (None: forever), non-deterministic interleave;
-        otherwise one deterministic pass (unless `num_epochs` says more).
+      training: shuffle and repeat `num_epochs` times (None: forever), non-deterministic interleave
+        unless `seed` is given; otherwise one deterministic pass (unless `num_epochs` says more).
       schema: None reads `schema.json` beside the shards; a given schema must equal it. Without a
         schema.json, `feature_dtype` (default float16) and `compression` (default: from the ".gz" suffix)
         describe the shards.
@@ -236,6 +237,6 @@ def make_tfrecord_dataset(files_or_dir_or_pattern, batch_size, training, schema=
     records = finish_pipeline(records, training, num_epochs, shuffle_buffer, seed)
     dataset = records.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(_batch_parser(schema, encodings), num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=not training)
+                          deterministic=is_deterministic(training, seed))
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return dataset.with_options(pipeline_options(training))
+    return dataset.with_options(pipeline_options(training, seed))

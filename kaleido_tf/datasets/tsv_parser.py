@@ -130,11 +130,14 @@ def _slow_numbers(text, spec, source):
             values32 = values.astype(np.float32)
         _check_finite(values32, spec, source)
         return values32
-    numbers = [int(token) for token in stripped]
-    for index, number in enumerate(numbers):
-        if not _INT64_MIN <= number <= _INT64_MAX:
-            raise DataError(f"{source}: field {spec.name}: value {index + 1} of {spec.length} ({number}) does "
-                            f"not fit in int64", source, spec.name)
+    numbers = []
+    for index, token in enumerate(stripped):
+        # More than 19 significant digits never fit (and python refuses int() of over 4300 digits).
+        number = int(token) if len(token.lstrip(b"+-").lstrip(b"0")) <= 19 else None
+        if number is None or not _INT64_MIN <= number <= _INT64_MAX:
+            raise DataError(f"{source}: field {spec.name}: value {index + 1} of {spec.length} "
+                            f"({_preview(token)}) does not fit in int64", source, spec.name)
+        numbers.append(number)
     return np.array(numbers, dtype=np.int64)
 
 

@@ -4,18 +4,27 @@ One step: every replica runs the task's forward and backward pass on its share o
 scaled by the global batch, so the replicas' gradients add up to the whole batch's); the gradients are summed
 across replicas, clipped by their global norm, and applied once. The result does not depend on the number of
 replicas.
+
+Mixed precision (`mixed_precision="mixed_float16"` or `"mixed_bfloat16"`): the model is built under that Keras
+dtype policy (float32 variables, float16/bfloat16 arithmetic; the losses are computed in float32). With float16
+the loss is scaled dynamically before the backward pass and the summed gradients are unscaled before clipping;
+a step whose gradients overflow is skipped and the scale halved (doubled again after 2000 good steps).
 """
 
+import contextlib
+import inspect
 import json
 import logging
 import math
 import os
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from kaleido_tf.engines.distribution import is_chief
+from kaleido_tf.engines.fused_adam import fuse_optimizer
 from kaleido_tf.optimizers import get_optimizer
 from kaleido_tf.tasks.base_task import aggregate
 from kaleido_tf.utils.io import atomic_write_text
@@ -23,6 +32,7 @@ from kaleido_tf.utils.io import atomic_write_text
 logger = logging.getLogger(__name__)
 
 TRAINER_MARKER = "kaleido_tf_trainer.json"
+MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -36,6 +46,37 @@ def _progress_bar(total, initial, unit_scale, enabled, desc):
 
     return tqdm(total=total, initial=initial, unit="ex", unit_scale=unit_scale, desc=desc, mininterval=1.0,
                 dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(policy):
+    """Makes `policy` Keras' global dtype policy inside the block (None: leaves it as it is)."""
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def check_mixed_precision(mixed_precision):
+    """None, or a Keras mixed policy name; anything else is a ValueError naming the argument."""
+    if mixed_precision in (None, "", "float32", "none"):
+        return None
+    if mixed_precision not in MIXED_PRECISION_POLICIES:
+        raise ValueError(f"mixed_precision must be None, {' or '.join(MIXED_PRECISION_POLICIES)}; "
+                         f"got {mixed_precision!r}")
+    return mixed_precision
+
+
+def _accepts_loss_scale(task):
+    try:
+        return "loss_scale" in inspect.signature(task.compute_gradients).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _random_states(model):
@@ -61,12 +102,21 @@ class Trainer:
         log_steps: TensorBoard and log interval.
         jit_compile: XLA-compile each replica's forward and backward pass.
         progress: show a progress bar (examples/s, ETA).
+        mixed_precision: None (float32), "mixed_bfloat16" (GPUs, TPUs and CPUs with bfloat16 units) or
+            "mixed_float16" (GPUs; dynamic loss scaling through keras.optimizers.LossScaleOptimizer).
+        fused_optimizer: update with TensorFlow's one-pass Adam kernel (`FusedAdam`, same arithmetic and
+            variables as keras Adam); the AdamW variant (weight_decay > 0) keeps its own update.
     """
 
     def __init__(self, task, model_dir, strategy=None, learning_rate=1e-4, train_steps=1, warmup_ratio=0.1,
                  weight_decay=0.0, clip_norm=1.0, save_steps=None, keep_checkpoint_max=5, log_steps=10,
-                 jit_compile=False, progress=True):
+                 jit_compile=False, progress=True, mixed_precision=None, fused_optimizer=True):
         self.task = task
+        self.mixed_precision = check_mixed_precision(mixed_precision)
+        if self.mixed_precision == "mixed_float16" and not _accepts_loss_scale(task):
+            raise ValueError(f"mixed_precision='mixed_float16' needs loss scaling, but the task "
+                             f"{type(task).__name__} has no `loss_scale` argument in compute_gradients; "
+                             f"use mixed_precision='mixed_bfloat16' or None")
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.train_steps = int(train_steps)
@@ -76,8 +126,13 @@ class Trainer:
         self.progress = progress
         self.chief = is_chief(self.strategy)
         with self.strategy.scope():
-            self.model = task.build_model()
+            with dtype_policy_scope(self.mixed_precision):
+                self.model = task.build_model()
             self.optimizer = get_optimizer(learning_rate, self.train_steps, warmup_ratio, weight_decay, clip_norm)
+            if fused_optimizer:
+                self.optimizer = fuse_optimizer(self.optimizer)
+            if self.mixed_precision == "mixed_float16":
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
         # The dropout random states go into checkpoints too, so a resumed run draws the same masks.
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
@@ -88,6 +143,7 @@ class Trainer:
         self._train_fn = None
         self._eval_fn = None
         self._writers = {}
+        self.history = []  # (step, logs) at every log step, for plots
 
     # ------------------------------------------------------------------ state
     def _task_id(self):
@@ -108,8 +164,7 @@ class Trainer:
         os.makedirs(self.model_dir, exist_ok=True)
         latest = self.manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            message = f"resumed from {latest} at step {self.global_step}"
+            message = self._resume(latest)
         elif init_fn is not None:
             message = init_fn(self.model) or "initialised from a pretrained model"
             self.optimizer.iterations.assign(0)
@@ -122,6 +177,34 @@ class Trainer:
                               json.dumps({"task": self.task.name}, indent=2) + "\n")
         return message
 
+    def _resume(self, latest):
+        """Restores the newest checkpoint that reads back whole, starting with `latest`; returns a sentence.
+
+        A truncated or corrupt checkpoint (or one that does not fit the model) is skipped with a warning in
+        favour of the previous one; when none restores, a CheckpointError names each and why.
+        """
+        from kaleido_tf.convert.tf1_converter import CheckpointError
+
+        candidates = [latest] + [p for p in reversed(self.manager.checkpoints) if p != latest]
+        failures = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, IndexError, AssertionError, RuntimeError, OSError) as e:
+                # The checkpoint reader reports damage with several exception types.
+                reason = (getattr(e, "message", None) or str(e) or type(e).__name__).strip().splitlines()[0]
+                failures.append(f"{path} ({type(e).__name__}: {reason})")
+                logger.warning("cannot restore checkpoint %s: %s", path, reason)
+                continue
+            message = f"resumed from {path} at step {self.global_step}"
+            if failures:
+                message += ("; skipped the newer checkpoint(s) that are truncated, corrupt or do not match the "
+                            "model: " + "; ".join(failures))
+            return message
+        raise CheckpointError("cannot resume from any checkpoint in " + self.manager.directory + ": each is "
+                              "truncated, corrupt or does not match the model: " + "; ".join(failures) +
+                              ". Use another --model_dir to start afresh.")
+
     def save(self):
         path = self.manager.save(checkpoint_number=self.global_step)
         if not self.chief:  # only the chief keeps its checkpoints
@@ -132,14 +215,54 @@ class Trainer:
     def _global_batch(self, per_replica_batch):
         return per_replica_batch * self.num_replicas
 
+    @property
+    def loss_scaled(self):
+        return isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def _apply_scaled_gradients(self, grads):
+        """Dynamic loss scaling on the summed gradients (in cross-replica context, where the optimizer's own
+        LossScaleOptimizer.apply cannot run): unscale and apply when all are finite, else skip the step and
+        halve the scale; double it after `dynamic_growth_steps` good steps."""
+        lso, variables = self.optimizer, self.model.trainable_variables
+        scale = lso.dynamic_scale
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+
+        def apply():
+            lso.inner_optimizer.apply_gradients(zip([g / tf.cast(scale, g.dtype) for g in grads], variables))
+            grow = tf.equal(lso.step_counter, lso.dynamic_growth_steps - 1)
+            lso.step_counter.assign(tf.where(grow, tf.zeros_like(lso.step_counter), lso.step_counter + 1))
+            scale.assign(tf.where(grow, scale * 2.0, scale))
+            return tf.constant(True)
+
+        def skip():
+            lso.step_counter.assign(tf.zeros_like(lso.step_counter))
+            scale.assign(scale * 0.5)
+            return tf.constant(False)
+
+        return tf.cond(finite, apply, skip)
+
+    def build_train_function(self, per_replica_batch):
+        """The compiled training step: `fn(iterator)` takes one global batch from a distributed iterator,
+        updates the model and returns the losses before the update (plus `learning_rate`)."""
+        return self._build_train_fn(self._global_batch(per_replica_batch))
+
     def _build_train_fn(self, global_batch):
         task, model, optimizer, strategy = self.task, self.model, self.optimizer, self.strategy
+        loss_scaled = self.loss_scaled
+        # With one replica there is nothing to all-reduce: the gradients are applied as they come.
+        single = self.num_replicas == 1
 
         shapes = [v.shape for v in model.trainable_variables]
         sizes = [int(np.prod(shape)) for shape in shapes]
 
         def replica_fn(features):
-            losses, grads = task.compute_gradients(features, model, global_batch)
+            if loss_scaled:
+                losses, grads = task.compute_gradients(features, model, global_batch,
+                                                       loss_scale=optimizer.dynamic_scale)
+            else:
+                losses, grads = task.compute_gradients(features, model, global_batch)
+            if single:
+                return losses, grads
             # One flat vector, so that one all-reduce carries every gradient.
             return losses, tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
 
@@ -149,12 +272,19 @@ class Trainer:
         @tf.function
         def train_fn(iterator):
             features = next(iterator)
-            losses, flat = strategy.run(replica_fn, args=(features,))
-            flat = strategy.reduce(tf.distribute.ReduceOp.SUM, flat, axis=None)
-            grads = [tf.reshape(g, shape) for g, shape in zip(tf.split(flat, sizes), shapes)]
-            losses = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
+            losses, grads = strategy.run(replica_fn, args=(features,))
+            if single:
+                losses, grads = strategy.experimental_local_results((losses, grads))[0]
+            else:
+                flat = strategy.reduce(tf.distribute.ReduceOp.SUM, grads, axis=None)
+                grads = [tf.reshape(g, shape) for g, shape in zip(tf.split(flat, sizes), shapes)]
+                losses = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
             learning_rate = optimizer.learning_rate
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            if loss_scaled:
+                losses["loss_scale"] = tf.cast(optimizer.dynamic_scale, tf.float32)
+                self._apply_scaled_gradients(grads)
+            else:
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
             losses["learning_rate"] = tf.cast(learning_rate, tf.float32)
             return losses
 
@@ -241,6 +371,7 @@ class Trainer:
                     logs["examples_per_second"] = (step - tick_step) * global_batch / elapsed
                     tick, tick_step = time.time(), step
                     self._write_scalars("train", logs, step)
+                    self.history.append((step, dict(logs)))
                 if self.save_steps and step % self.save_steps == 0:
                     self.save()
                 if eval_dataset_fn is not None and eval_every and step % eval_every == 0 and step < self.train_steps:

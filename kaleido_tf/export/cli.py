@@ -3,6 +3,8 @@
     kaleido-export --model checkpoints/kaleidobert_tf2 --export_dir serving/kaleido
     kaleido-export --model checkpoints/finetuned/model.ckpt-1000 --task catepred \\
                    --label_map category_map.json --export_dir serving/kaleido_category --version 3
+    kaleido-export --model checkpoints/caption --task caption --vocab_file vocab.txt --beam_size 3 \
+                   --export_dir serving/kaleido_caption
 
 Writes EXPORT_DIR/<version>/ (default: one after the largest existing version) atomically and prints its
 path. Exit status 2 with a one-line message on bad input.
@@ -21,8 +23,9 @@ def build_parser():
     )
     parser.add_argument("--model", required=True,
                         help="TF1 checkpoint, directory written by kaleido-convert, or model-zoo name.")
-    parser.add_argument("--task", default="pretrain", choices=("pretrain", "catepred", "subcatepred"),
-                        help="pretrain: itm_score/embed signatures; catepred/subcatepred: classify/embed.")
+    parser.add_argument("--task", default="pretrain", choices=("pretrain", "catepred", "subcatepred", "caption"),
+                        help="pretrain: itm_score/embed signatures; catepred/subcatepred: classify/embed; "
+                             "caption: the caption signature.")
     parser.add_argument("--num_classes", type=int, default=None,
                         help="classes of a classifier head absent from the checkpoint.")
     parser.add_argument("--export_dir", required=True, help="model base directory; the version goes below it.")
@@ -38,6 +41,9 @@ def build_parser():
     parser.add_argument("--text_signatures", action=argparse.BooleanOptionalAction, default=True,
                         help="include the raw-text signatures (they need the tensorflow-text ops when served).")
     parser.add_argument("--label_map", default=None, help="JSON file {class name: id} for a classifier.")
+    parser.add_argument("--beam_size", type=int, default=1, help="caption: beams of generation (1: greedy).")
+    parser.add_argument("--max_caption_length", type=int, default=None,
+                        help="caption: generated tokens at most, [SEP] included (default: text_seq_len - 1).")
     return parser
 
 
@@ -48,7 +54,17 @@ def main(argv=None):
     from kaleido_tf.model_zoo.registry import from_pretrained
 
     try:
-        model = from_pretrained(args.model, task=args.task, num_classes=args.num_classes)
+        model_kwargs = {}
+        if args.task == "caption":
+            import dataclasses
+
+            from kaleido_tf.export.exporter import DEFAULT_VOCAB
+            from kaleido_tf.model_zoo.caption_decoding import CaptionTokens
+
+            tokens = CaptionTokens.from_vocab_file(args.vocab_file or DEFAULT_VOCAB)
+            model_kwargs = dict(dataclasses.asdict(tokens), beam_size=args.beam_size,
+                                max_caption_length=args.max_caption_length)
+        model = from_pretrained(args.model, task=args.task, num_classes=args.num_classes, **model_kwargs)
         path = export_saved_model(
             model,
             args.export_dir,

@@ -6,6 +6,7 @@ export leaves nothing behind. Beside the SavedModel, `assets.extra/kaleido_expor
 signatures, the input widths, the class names and the tokeniser settings for clients.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -13,9 +14,11 @@ import os
 import tensorflow as tf
 from tqdm import tqdm
 
+from kaleido_tf.export.caption_module import CAPTIONER, CaptionServingModule
 from kaleido_tf.export.label_map import class_names as load_class_names
 from kaleido_tf.export.serving_module import CLASSIFIER, KaleidoServingModule, model_kind
 from kaleido_tf.export.text_encoder import WordPieceEncoder, read_vocab
+from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.utils.io import atomic_directory, atomic_write_text
 from kaleido_tf.version import __version__
 
@@ -96,13 +99,24 @@ def _write_export_info(directory, info):
     atomic_write_text(os.path.join(directory, EXPORT_INFO), json.dumps(info, indent=2) + "\n")
 
 
+def _caption_vocab(model, vocab_file):
+    if vocab_file is not None:
+        return vocab_file
+    tokens = len(read_vocab(DEFAULT_VOCAB))
+    if tokens > model.config.vocab_size:
+        raise ValueError(f"a captioner export needs the model's vocab: the packaged vocab has {tokens} tokens, more "
+                         f"than vocab_size={model.config.vocab_size}; pass vocab_file")
+    return DEFAULT_VOCAB
+
+
 def export_saved_model(model, export_dir, version=None, vocab_file=None, label_map=None, do_lower_case=True,
-                       max_text_length=None, overwrite=False, text_signatures=True):
+                       max_text_length=None, overwrite=False, text_signatures=True, beam_size=None,
+                       max_caption_length=None):
     """Exports `model` as the SavedModel EXPORT_DIR/<version>/ for TF Serving; returns that path.
 
     Args:
-        model: a built KaleidoBERTPretrainModel (signatures itm_score, embed) or KaleidoBERTClassifier
-            (classify, embed), weights loaded (`kaleido_tf.from_pretrained`).
+        model: a built KaleidoBERTPretrainModel (signatures itm_score, embed), KaleidoBERTClassifier
+            (classify, embed) or KaleidoBERTCaptioner (caption), weights loaded (`kaleido_tf.from_pretrained`).
         export_dir: the model's base directory (TF Serving's model_base_path).
         version: integer version; default one after the largest existing version (1 for none).
         vocab_file: WordPiece vocab for the raw-text signatures (`*_text`, `tokenize`); default: the packaged
@@ -113,8 +127,12 @@ def export_saved_model(model, export_dir, version=None, vocab_file=None, label_m
         overwrite: replace an existing version (otherwise an existing version is an ExportError).
         text_signatures: False leaves out the raw-text signatures, and with them the tensorflow-text ops, for
             a TF Serving binary without those ops.
+        beam_size, max_caption_length: generation settings of a captioner's `caption` signature (default:
+            the model's); the captioner's vocab_file decodes the captions (default: the packaged vocab, when
+            it fits).
     """
-    kind = model_kind(model)
+    captioner = isinstance(model, KaleidoBERTCaptioner)
+    kind = CAPTIONER if captioner else model_kind(model)
     if label_map is not None and kind != CLASSIFIER:
         raise ValueError("label_map applies to classifier models (task catepred/subcatepred) only")
     export_dir = os.path.abspath(os.fspath(export_dir))
@@ -124,9 +142,14 @@ def export_saved_model(model, export_dir, version=None, vocab_file=None, label_m
         raise ExportError(f"version {number} already exists at {path}: choose another version or pass overwrite=True")
 
     text_length = int(max_text_length) if max_text_length is not None else model.config.text_seq_len
-    encoder = _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures)
     names = load_class_names(label_map, model.num_classes) if kind == CLASSIFIER else None
-    module = KaleidoServingModule(model, text_encoder=encoder, class_names=names, text_length=text_length)
+    if captioner:
+        encoder = None
+        module = CaptionServingModule(model, _caption_vocab(model, vocab_file), max_length=max_caption_length,
+                                      beam_size=beam_size)
+    else:
+        encoder = _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures)
+        module = KaleidoServingModule(model, text_encoder=encoder, class_names=names, text_length=text_length)
 
     steps = tqdm(total=len(module.signature_names) + 2, desc=f"export version {number}", unit="step", leave=False)
     with steps, atomic_directory(path, overwrite=overwrite) as tmp:
@@ -152,6 +175,15 @@ def export_saved_model(model, export_dir, version=None, vocab_file=None, label_m
                 "vocab_tokens": encoder.vocab_tokens,
                 "do_lower_case": encoder.do_lower_case,
                 "format": "[CLS] text [SEP], truncated and padded with [PAD] to text_length",
+            },
+            "caption": None if not captioner else {
+                "vocab_asset": module.decoder.vocab_file_name,
+                "vocab_tokens": module.decoder.vocab_tokens,
+                "special_ids": dataclasses.asdict(model.tokens),
+                "max_length": module.max_length,
+                "beam_size": module.beam_size,
+                "length_penalty": module.length_penalty,
+                "no_repeat_ngram_size": module.no_repeat_ngram_size,
             },
             "custom_ops": custom_ops(tmp),
             "config": model.config.to_dict(),

@@ -6,7 +6,8 @@ from kaleido_tf.layers.core import LAYER_NORM_EPSILON, dense, get_initializer, l
 from kaleido_tf.layers.embedding import PatchEmbedding, TextEmbedding
 from kaleido_tf.layers.encoder import Encoder, TransformerLayer
 from kaleido_tf.layers.heads import MLMHead, PatchClassificationHead, PatchReconstructionHead
-from kaleido_tf.layers.mask import MASK_ADDER, attention_bias_from_key_mask, attention_bias_from_mask
+from kaleido_tf.layers.mask import (MASK_ADDER, attention_bias_from_key_mask, attention_bias_from_mask,
+                                    seq2seq_attention_mask)
 from kaleido_tf.layers.utils import gather_indexes, masked_one_hot_rows
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "get_initializer",
     "layer_norm",
     "masked_one_hot_rows",
+    "seq2seq_attention_mask",
 ]

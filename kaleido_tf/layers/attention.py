@@ -65,10 +65,24 @@ class SelfAttention(keras.layers.Layer):
         new_shape = (ops.shape(x)[0], ops.shape(x)[1], self.num_attention_heads, self.head_size)
         return ops.reshape(q, new_shape), ops.reshape(k, new_shape), ops.reshape(v, new_shape)
 
-    def call(self, x, attention_bias=None, training=False):
+    def _project_partial(self, x, num_queries):
+        # Queries for the first Q positions only; keys and values for all S: [B, Q, N, D], two [B, S, N, D].
+        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+        q = ops.reshape(self.query(x[:, :num_queries]), (batch, num_queries, self.num_attention_heads, self.head_size))
+        kv_shape = (batch, seq, self.num_attention_heads, self.head_size)
+        return q, ops.reshape(self.key(x), kv_shape), ops.reshape(self.value(x), kv_shape)
+
+    def call(self, x, attention_bias=None, training=False, num_queries=None):
         # x: [B, S, H]; attention_bias: additive, broadcastable to [B, N, S, S]
-        q, k, v = self._project_qkv(x)  # [B, S, N, D]
-        scores = ops.einsum("bsnd,btnd->bnst", q, k)  # [B, N, S, S]
+        # num_queries: attend from the first Q positions only (to all S keys) and return [B, Q, H]; the rows
+        # computed are those of the full call.
+        if num_queries is None:
+            q, k, v = self._project_qkv(x)  # [B, S, N, D]
+        else:
+            q, k, v = self._project_partial(x, num_queries)  # [B, Q, N, D], [B, S, N, D], [B, S, N, D]
+            if attention_bias is not None and attention_bias.shape[2] != 1:
+                attention_bias = attention_bias[:, :, :num_queries]  # a full mask: its first Q query rows
+        scores = ops.einsum("bsnd,btnd->bnst", q, k)  # [B, N, S, S] ([B, N, Q, S])
         scores = scores * (1.0 / math.sqrt(self.head_size))
         if attention_bias is not None:
             scores = scores + ops.cast(attention_bias, scores.dtype)
@@ -76,7 +90,7 @@ class SelfAttention(keras.layers.Layer):
         probs = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), x.dtype)  # [B, N, S, S]
         probs = self.dropout(probs, training=training)
         context = ops.einsum("bnst,btnd->bsnd", probs, v)  # [B, S, N, D]
-        context = ops.reshape(context, (ops.shape(x)[0], ops.shape(x)[1], self.hidden_size))  # [B, S, H]
+        context = ops.reshape(context, (ops.shape(q)[0], ops.shape(q)[1], self.hidden_size))  # [B, S, H]
         return self.output_dense(context)
 
     def get_config(self):

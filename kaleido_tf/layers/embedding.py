@@ -46,8 +46,10 @@ class TextEmbedding(keras.layers.Layer):
 
     def build(self, input_shape=None):
         init = get_initializer(self.initializer_range)
+        # Read in float32 even under a mixed policy (the gather happens before the cast), so that the
+        # backward scatter-add into the large table accumulates in float32.
         self.word_embeddings = self.add_weight(
-            name="word_embeddings", shape=(self.vocab_size, self.hidden_size), initializer=init
+            name="word_embeddings", shape=(self.vocab_size, self.hidden_size), initializer=init, autocast=False
         )
         self.token_type_embeddings = self.add_weight(
             name="token_type_embeddings", shape=(self.type_vocab_size, self.hidden_size), initializer=init
@@ -64,6 +66,7 @@ class TextEmbedding(keras.layers.Layer):
         # input_ids, segment_ids: [B, T]
         seq_len = ops.shape(input_ids)[1]
         words = ops.take(self.word_embeddings, ops.cast(input_ids, "int32"), axis=0)  # [B, T, H]
+        words = ops.cast(words, self.compute_dtype)
         types = masked_one_hot_rows(self.token_type_embeddings, segment_ids)  # [B, T, H]
         positions = self.position_embeddings[:seq_len]  # [T, H]
         x = words + types + ops.expand_dims(positions, 0)

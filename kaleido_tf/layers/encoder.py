@@ -64,10 +64,12 @@ class TransformerLayer(keras.layers.Layer):
         self.output_dropout = keras.layers.Dropout(self.hidden_dropout, name="output_dropout")
         self.built = True
 
-    def call(self, x, attention_bias=None, training=False):
-        # x: [B, S, H]
-        attended = self.attention(x, attention_bias=attention_bias, training=training)
+    def call(self, x, attention_bias=None, training=False, num_queries=None):
+        # x: [B, S, H]. num_queries: compute the block's output for the first Q positions only -> [B, Q, H]
+        attended = self.attention(x, attention_bias=attention_bias, training=training, num_queries=num_queries)
         attended = self.attention_output_dropout(attended, training=training)
+        if num_queries is not None:
+            x = x[:, :num_queries]  # [B, Q, H]
         x = self.attention_layer_norm(attended + x)  # [B, S, H]
         hidden = self.intermediate_dense(x)  # [B, S, I]
         hidden = self.output_dense(hidden)  # [B, S, H]
@@ -133,12 +135,18 @@ class Encoder(keras.layers.Layer):
                 dtype=self.dtype_policy,
             )
             block.build((None, None, self.hidden_size))
+            # Also a named attribute: TensorFlow checkpoints track attributes, not Keras lists.
+            setattr(self, f"layer_{i}", block)
             self.blocks.append(block)
         self.built = True
 
-    def call(self, x, attention_bias=None, training=False):
-        for block in self.blocks:
-            x = block(x, attention_bias=attention_bias, training=training)
+    def call(self, x, attention_bias=None, training=False, num_outputs=None):
+        """x [B, S, H] -> [B, S, H]; with `num_outputs=Q` the last block computes only the first Q positions
+        (e.g. Q = 1 when only the pooled position 0 is needed) and the result is [B, Q, H]."""
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            queries = num_outputs if i == last else None
+            x = block(x, attention_bias=attention_bias, training=training, num_queries=queries)
         return x
 
     def get_config(self):

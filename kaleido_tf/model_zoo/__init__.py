@@ -1,6 +1,7 @@
 """Kaleido-BERT models, laid out as EasyTransfer's `model_zoo` package."""
 
 from kaleido_tf.model_zoo.kaleidobert_backbone import KaleidoBERTBackbone
+from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_config import LEVELS, KaleidoBERTConfig
 from kaleido_tf.model_zoo.kaleidobert_classifier import KaleidoBERTClassifier
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel

@@ -10,7 +10,7 @@ from keras import ops
 from kaleido_tf.layers.core import dense, get_initializer
 from kaleido_tf.layers.embedding import PatchEmbedding, TextEmbedding
 from kaleido_tf.layers.encoder import Encoder
-from kaleido_tf.layers.mask import attention_bias_from_key_mask
+from kaleido_tf.layers.mask import attention_bias_from_key_mask, attention_bias_from_mask
 from kaleido_tf.model_zoo.kaleidobert_config import LEVELS
 
 # Input-schema names, per level.
@@ -125,6 +125,8 @@ class KaleidoBERTBackbone(keras.layers.Layer):
                 dtype=policy,
             )
             layer.build()
+            # Also a named attribute: TensorFlow checkpoints track attributes, not Keras lists.
+            setattr(self, f"{level}_embeddings", layer)
             self.patch_embeddings.append(layer)
         self.encoder = Encoder(
             self.num_layers,
@@ -183,30 +185,73 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         positions = ops.reshape(ops.cast(positions, self.compute_dtype), (batch_size, n, 5))
         return patches, positions, mask, features.get(SEGMENT_KEY.format(level))
 
-    # ------------------------------------------------------------------ call
-    def call(self, features, training=False):
+    # ------------------------------------------------------------------ embeddings
+    def embed_text(self, features, training=False):
+        """The text part of the sequence: embeddings [B, T, H] and key mask [B, T] (int32).
+
+        Without `input_ids` (image only) the text is `text_seq_len` masked-out zeros.
+        """
         batch_size = self._batch_size(features)
         input_ids, input_mask, segment_ids = self._text_inputs(features, batch_size)
-        pieces = [self.embeddings(input_ids, segment_ids, training=training)]  # [B, T, H]
-        key_masks = [input_mask]
+        return self.embeddings(input_ids, segment_ids, training=training), input_mask
+
+    def embed_patches(self, features, training=False):
+        """The patch part of the sequence, the five levels in order: embeddings [B, N, H], key mask [B, N].
+
+        A level whose features are missing gets masked-out zeros; with `use_image_mask`, `image_mask` [B, N]
+        masks patches too.
+        """
+        batch_size = self._batch_size(features)
+        pieces, key_masks = [], []
         position_dense = ops.cast(self.position_dense, self.compute_dtype)
         for layer, level, n in zip(self.patch_embeddings, LEVEL_NAMES, self.level_lengths):
             patches, positions, mask, segments = self._level_inputs(features, level, n, batch_size)
             position_embeddings = ops.einsum("bnc,ch->bnh", positions, position_dense)  # [B, n, H]
             pieces.append(layer(patches, position_embeddings, segment_ids=segments, training=training))
             key_masks.append(mask)
-        embedded = ops.concatenate(pieces, axis=1)  # [B, S, H]
-
+        key_mask = ops.concatenate(key_masks, axis=1)  # [B, N]
         if self.use_image_mask and features.get("image_mask") is not None:
-            image_mask = ops.reshape(ops.cast(features["image_mask"], "int32"), (batch_size, self.num_patches))  # [B, N]
-            for i, (start, n) in enumerate(zip(self._level_starts(), self.level_lengths), start=1):
-                key_masks[i] = key_masks[i] * image_mask[:, start : start + n]  # [B, n]
-        key_mask = ops.concatenate(key_masks, axis=1)  # [B, S]
-        attention_bias = attention_bias_from_key_mask(key_mask, self.compute_dtype)  # [B, 1, 1, S]
+            image_mask = ops.reshape(ops.cast(features["image_mask"], "int32"), (batch_size, self.num_patches))
+            key_mask = key_mask * image_mask  # [B, N]
+        return ops.concatenate(pieces, axis=1), key_mask
+
+    # ------------------------------------------------------------------ call
+    def call(self, features, training=False, attention_mask=None):
+        """features -> (sequence_output [B, S, H], pooled_output [B, H]).
+
+        attention_mask: optional full mask [B, S, S] (1 = the query row may attend to the key column), e.g.
+            `layers.seq2seq_attention_mask` for captioning; it is combined with the key mask. None keeps the
+            key mask alone (every position attends to every unmasked key), as the original does.
+        """
+        text, text_mask = self.embed_text(features, training=training)  # [B, T, H], [B, T]
+        patches, patch_mask = self.embed_patches(features, training=training)  # [B, N, H], [B, N]
+        embedded = ops.concatenate([text, patches], axis=1)  # [B, S, H]
+        key_mask = ops.concatenate([text_mask, patch_mask], axis=1)  # [B, S]
+        if attention_mask is None:
+            attention_bias = attention_bias_from_key_mask(key_mask, self.compute_dtype)  # [B, 1, 1, S]
+        else:
+            full_mask = ops.cast(attention_mask, "int32") * ops.expand_dims(key_mask, 1)  # [B, S, S]
+            attention_bias = attention_bias_from_mask(full_mask, self.compute_dtype)  # [B, 1, S, S]
 
         sequence_output = self.encoder(embedded, attention_bias=attention_bias, training=training)  # [B, S, H]
         pooled_output = self.pooler(sequence_output[:, 0])  # [B, H]
         return sequence_output, pooled_output
+
+    # ------------------------------------------------------------------ pooled output alone
+    def pool_embedded(self, embedded, key_mask, training=False):
+        """pooled_output [B, H] of an embedded sequence [B, S, H] with key mask [B, S] (as `call` computes it
+        without `attention_mask`), the last block computing position 0 only: 1/S of its queries, feed-forward
+        and output projection. For image-text matching, which reads nothing else."""
+        attention_bias = attention_bias_from_key_mask(key_mask, self.compute_dtype)  # [B, 1, 1, S]
+        first = self.encoder(embedded, attention_bias=attention_bias, training=training, num_outputs=1)  # [B, 1, H]
+        return self.pooler(first[:, 0])  # [B, H]
+
+    def pooled_output(self, features, training=False):
+        """`call(features)[1]` computed without the unused rows of the last block."""
+        text, text_mask = self.embed_text(features, training=training)  # [B, T, H], [B, T]
+        patches, patch_mask = self.embed_patches(features, training=training)  # [B, N, H], [B, N]
+        embedded = ops.concatenate([text, patches], axis=1)  # [B, S, H]
+        return self.pool_embedded(embedded, ops.concatenate([text_mask, patch_mask], axis=1), training=training)
 
     def _level_starts(self):
         starts, offset = [], 0

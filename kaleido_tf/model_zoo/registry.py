@@ -5,6 +5,8 @@ import logging
 import os
 
 from kaleido_tf.convert import tf1_converter
+from kaleido_tf.model_zoo.kaleidobert_captioner import TASK as CAPTION_TASK
+from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_classifier import TASKS, KaleidoBERTClassifier
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel
@@ -59,13 +61,16 @@ def _config_beside(path, prefix):
 
 
 def build_model(config, task="pretrain", num_classes=None, **model_kwargs):
-    """An unloaded, built model for `task` ("pretrain", "catepred" or "subcatepred")."""
+    """An unloaded, built model for `task` ("pretrain", "catepred", "subcatepred" or "caption")."""
     if task == "pretrain":
         model = KaleidoBERTPretrainModel(config, **model_kwargs)
     elif task in TASKS:
         model = KaleidoBERTClassifier(config, task=task, num_classes=num_classes, **model_kwargs)
+    elif task == CAPTION_TASK:
+        # Backbone + the pretraining MLM head: every variable comes from a pretraining checkpoint.
+        model = KaleidoBERTCaptioner(config, **model_kwargs)
     else:
-        raise ValueError(f"task must be 'pretrain' or one of {sorted(TASKS)}, got {task!r}")
+        raise ValueError(f"task must be 'pretrain', {CAPTION_TASK!r} or one of {sorted(TASKS)}, got {task!r}")
     model.build()
     return model
 
@@ -77,11 +82,13 @@ def from_pretrained(name_or_path, task="pretrain", num_classes=None, config=None
         name_or_path: a TF1 checkpoint (prefix, `.index` file, or directory with a `checkpoint` file), a
             directory written by `kaleido-convert`, or a model-zoo name found under the checkpoints folder.
         task: "pretrain" (backbone + 7 heads), "catepred" or "subcatepred" (backbone + a class head; a head
-            absent from the checkpoint is initialised freshly, and the load report says so). A training
-            model_dir of kaleido_tf's Trainer works too.
+            absent from the checkpoint is initialised freshly, and the load report says so), or "caption"
+            (backbone + the MLM head, all from the checkpoint; the other pretraining heads are not used). A
+            training model_dir of kaleido_tf's Trainer works too.
         num_classes: classes of a finetuning head (the checkpoint's head size wins when it has one).
         config: a KaleidoBERTConfig overriding config.json beside the checkpoint.
-        model_kwargs: use_image_mask, fused_qkv, dtype...
+        model_kwargs: use_image_mask, fused_qkv, dtype... (for "caption" also the special token ids,
+            max_caption_length, beam_size, length_penalty: see KaleidoBERTCaptioner)
     Returns the model; `model.load_report` lists every variable loaded, skipped or initialised.
     """
     kind, path = resolve_model_path(name_or_path)
@@ -148,6 +155,9 @@ def _load_trainer_checkpoint(model, path):
     elif target_task in TASKS:
         root = tf.train.Checkpoint(model=tf.train.Checkpoint(backbone=model.backbone))
         fresh = [v.path for v in model.head.weights]
+    elif target_task == CAPTION_TASK and source_task == "pretrain":
+        root = tf.train.Checkpoint(model=tf.train.Checkpoint(backbone=model.backbone, mlm_head=model.mlm_head))
+        fresh = []
     else:
         raise tf1_converter.CheckpointError(
             f"{prefix} holds a {source_task} model; a {target_task} model cannot be loaded from it")

@@ -12,7 +12,10 @@ ignored. Blank lines are skipped.
 
 The reader streams: it never holds more than one record, and it remembers the byte offset of each
 record so that a later step can read one record again (`read_at`) without keeping the catalog in
-memory. Every problem is reported as a `CatalogError` naming the file and the line.
+memory. Every problem is reported as a `CatalogError` naming the file and the line. A record may hold
+at most `MAX_RECORD_BYTES`: a longer one (in CSV, usually a quote that is never closed, which would
+otherwise swallow the rest of the file) is an error at its first line, and reading goes on at the
+line after it.
 """
 
 import csv
@@ -24,6 +27,7 @@ import os
 from kaleido_tf.preprocessors.hashing import SPLITS
 
 REQUIRED_FIELDS = ("product_id", "images", "text", "category", "subcategory")
+MAX_RECORD_BYTES = 1 << 20  # 1 MiB: far more than any product record needs
 _CSV_IMAGE_SEPARATOR = "|"
 
 
@@ -97,6 +101,9 @@ class CatalogReader:
     def scan(self):
         """Yields a CatalogRecord, or a CatalogError (not raised) for each bad record."""
         for line, offset, raw in self._raw_records():
+            if isinstance(raw, CatalogError):
+                yield raw
+                continue
             try:
                 yield self._parse(raw, line, offset)
             except CatalogError as e:
@@ -107,15 +114,9 @@ class CatalogReader:
         if self._handle is None:
             self._handle = open(self.path, "rb")
         self._handle.seek(offset)
-        if self.is_jsonl:
-            raw = self._handle.readline()
-        else:
-            raw = b""
-            while True:
-                chunk = self._handle.readline()
-                raw += chunk
-                if not chunk or raw.count(b'"') % 2 == 0:
-                    break
+        raw, problem = self._read_record(self._handle)
+        if problem:
+            raise CatalogError(self.path, line, problem)
         return self._parse(raw, line, offset)
 
     def close(self):
@@ -128,45 +129,67 @@ class CatalogReader:
 
     # ------------------------------------------------------------------ raw records
 
+    def _read_record(self, f):
+        """Reads one record at the position of binary file `f`: (raw bytes, problem or None).
+
+        A record is one line (JSONL), or lines up to one that closes every quote (CSV). The raw bytes are
+        b"" at the end of the file; a problem says why the record is unusable (too long, a quote never
+        closed).
+        """
+        raw = bytearray()
+        open_quote = False
+        while True:
+            chunk = f.readline(MAX_RECORD_BYTES + 1 - len(raw))
+            if not chunk:
+                problem = None
+                if open_quote:
+                    problem = "a quoted field is never closed (an unbalanced '\"') before the end of the file"
+                return bytes(raw), problem
+            raw += chunk
+            if not self.is_jsonl and chunk.count(b'"') % 2:
+                open_quote = not open_quote
+            if len(raw) > MAX_RECORD_BYTES:
+                problem = f"the record is longer than {MAX_RECORD_BYTES} bytes"
+                if open_quote:
+                    problem += " (a quoted field is never closed: an unbalanced '\"'?)"
+                return bytes(raw), problem
+            if chunk.endswith(b"\n") and not open_quote:
+                return bytes(raw), None
+
     def _raw_records(self):
-        """Yields (line number, byte offset, raw bytes) for every non-blank record."""
+        """Yields (line number, byte offset, raw bytes or a CatalogError) for every non-blank record."""
         with open(self.path, "rb") as f:
-            offset = 0
-            line_no = 0
-            if not self.is_jsonl:  # skip the header line(s)
-                header_bytes = b""
-                while True:
-                    chunk = f.readline()
-                    line_no += 1
-                    header_bytes += chunk
-                    if not chunk or header_bytes.count(b'"') % 2 == 0:
-                        break
-                offset = len(header_bytes)
-            pending = b""
-            pending_line = pending_offset = None
-            for chunk in f:
-                line_no += 1
-                if pending_line is None:
-                    pending_line, pending_offset = line_no, offset
-                pending += chunk
-                offset += len(chunk)
-                if not self.is_jsonl and pending.count(b'"') % 2 == 1:
-                    continue  # a quoted field goes on on the next line
-                if pending.strip():
-                    yield pending_line, pending_offset, pending
-                pending = b""
-                pending_line = None
-            if pending.strip():
-                yield pending_line, pending_offset, pending
+            line_no, offset = 1, 0
+            if not self.is_jsonl:  # skip the header record (_read_csv_header has checked it)
+                raw, _ = self._read_record(f)
+                line_no, offset = line_no + raw.count(b"\n"), len(raw)
+            while True:
+                raw, problem = self._read_record(f)
+                if not raw:
+                    return
+                if problem:
+                    yield line_no, offset, CatalogError(self.path, line_no, problem)
+                    # Go on at the line after the one where the bad record starts.
+                    first = raw.find(b"\n") + 1
+                    if first == 0:  # one line longer than the limit: skip to its end
+                        first = len(raw)
+                        while True:
+                            rest = f.readline(1 << 16)
+                            first += len(rest)
+                            if not rest or rest.endswith(b"\n"):
+                                break
+                    line_no, offset = line_no + 1, offset + first
+                    f.seek(offset)
+                    continue
+                if raw.strip():
+                    yield line_no, offset, raw
+                line_no, offset = line_no + raw.count(b"\n"), offset + len(raw)
 
     def _read_csv_header(self):
         with open(self.path, "rb") as f:
-            raw = b""
-            while True:
-                chunk = f.readline()
-                raw += chunk
-                if not chunk or raw.count(b'"') % 2 == 0:
-                    break
+            raw, problem = self._read_record(f)
+        if problem:
+            raise CatalogError(self.path, 1, f"CSV header: {problem}")
         text = raw.decode("utf-8-sig", errors="strict").strip("\r\n")
         if not text.strip():
             raise CatalogError(self.path, 1, "empty CSV file: expected the header "

@@ -77,6 +77,8 @@ def build_parser():
     g.add_argument("--camouflage_none_class", action="store_true",
                    help="10 camouflage labels: label 9 = no patch replaced")
     g.add_argument("--neg_ratio", type=float, default=d.neg_ratio, help="ITM negatives per positive")
+    g.add_argument("--itm_easy_negatives", type=float, default=d.itm_easy_negatives,
+                   help="share of ITM negatives taken from other categories instead of the same subcategory")
     g.add_argument("--split_seed", type=int, default=None,
                    help="seed of the hash split of products without a 'split' (default: --seed)")
     g.add_argument("--valid_fraction", type=float, default=d.valid_fraction)

@@ -57,6 +57,7 @@ class PreprocessConfig:
     num_blank: int = 3
     camouflage_none_class: bool = False
     neg_ratio: float = 1.0
+    itm_easy_negatives: float = 0.0  # share of ITM negatives drawn from other categories
     # splits
     split_seed: object = None  # seed of the hash split; --seed when None
     valid_fraction: float = 0.05
@@ -107,6 +108,8 @@ class PreprocessConfig:
         need(1 <= self.num_grey <= 16, f"--num_grey must be in 1..16, got {self.num_grey}")
         need(1 <= self.num_blank <= 25, f"--num_blank must be in 1..25, got {self.num_blank}")
         need(self.neg_ratio >= 0.0, f"--neg_ratio must be >= 0, got {self.neg_ratio}")
+        need(0.0 <= self.itm_easy_negatives <= 1.0,
+             f"--itm_easy_negatives must be in [0, 1], got {self.itm_easy_negatives}")
         need(self.valid_fraction >= 0 and self.test_fraction >= 0 and self.valid_fraction + self.test_fraction <= 1,
              "--valid_fraction and --test_fraction must be >= 0 and sum to at most 1")
         need(self.retrieval_split in SPLITS, f"--retrieval_split must be one of {SPLITS}")

@@ -426,8 +426,15 @@ class Preprocessor:
         return examples
 
     def _negative_text(self, pos, record, rng):
-        """(record of another product with a different text, tier name), nearest tier first, or None."""
-        for tier, ranges in self.index.tiers(pos, "similar"):
+        """(record of another product with a different text, tier name), nearest tier first, or None.
+
+        With probability `itm_easy_negatives` the search starts at the other categories of the split (an easy
+        negative) instead of the same subcategory (a hard one).
+        """
+        tiers = self.index.tiers(pos, "similar")
+        if self.config.itm_easy_negatives and rng.random() < self.config.itm_easy_negatives:
+            tiers = [t for t in tiers if t[0] in ("split", "catalog")] + [t for t in tiers if t[0] not in ("split", "catalog")]
+        for tier, ranges in tiers:
             tries = 0
             for cand in self.index.iter_candidates(rng, ranges, exclude=lambda p: p == pos):
                 tries += 1

@@ -20,17 +20,22 @@ class Task:
         """A dict of scalar losses with the optimised one under "total"."""
         raise NotImplementedError
 
-    def compute_gradients(self, features, model, global_batch_size=None):
+    def compute_gradients(self, features, model, global_batch_size=None, loss_scale=None):
         """Forward and backward pass on this replica's share of the batch.
 
         Returns (losses, gradients): the gradients are dense and follow `model.trainable_variables`; the
-        losses and gradients of all replicas add up to those of the whole batch on one device.
+        losses and gradients of all replicas add up to those of the whole batch on one device. With
+        `loss_scale` (mixed float16), the gradients are those of `loss_scale * total` (the losses are not
+        scaled): the caller unscales them.
         """
         with tf.GradientTape() as tape:
             outputs = model(features, training=True)
             losses = self.compute_losses(outputs, features, global_batch_size)
+            objective = losses["total"]
+            if loss_scale is not None:
+                objective = objective * tf.cast(loss_scale, objective.dtype)
         variables = model.trainable_variables
-        grads = tape.gradient(losses["total"], variables)
+        grads = tape.gradient(objective, variables)
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
         return losses, grads
 

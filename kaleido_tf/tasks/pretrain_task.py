@@ -73,5 +73,9 @@ class PretrainTask(Task):
         return metrics
 
     def predict_step(self, features, model):
-        outputs = model(features, training=False, mode="predict")
+        if hasattr(model, "itm_logits"):
+            # The ITM head alone (the values of the full predict-mode call, without the unused heads).
+            outputs = model.itm_logits(features, training=False)
+        else:
+            outputs = model(features, training=False, mode="predict")
         return {"nsp_logits": outputs["nsp_logits"], "pooled_output": outputs["pooled_output"]}
