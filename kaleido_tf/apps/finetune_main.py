@@ -105,21 +105,10 @@ def main(argv):
     mode = FLAGS.mode
     if mode in ("train_and_evaluate", "train"):
         trainer, logs = runner.run_train_and_evaluate(task, FLAGS, evaluate=mode == "train_and_evaluate")
-        if task.name == "caption":
-            if "eval/report_text" in logs:
-                print(logs["eval/report_text"], flush=True)
-        elif mode == "train_and_evaluate" and FLAGS.eval_input_fp:
-            print(trainer.evaluate(runner.dataset_fn(
-                FLAGS.eval_input_fp, runner.input_schema(FLAGS.input_schema, task.config, FLAGS.eval_input_fp),
-                FLAGS.eval_batch_size, False, num_epochs=1), steps=FLAGS.num_eval_steps)["report_text"], flush=True)
+        if "eval/report_text" in logs:  # the per-class report (or caption scores) of the final evaluation
+            print(logs["eval/report_text"], flush=True)
     elif mode == "evaluate":
-        from kaleido_tf.engines import Trainer
-
-        trainer = Trainer(task, FLAGS.model_dir or FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
-        runner.say(runner.registry.load_weights(trainer.model, runner.weights_for_prediction(FLAGS)))
-        schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.eval_input_fp)
-        metrics = trainer.evaluate(runner.dataset_fn(FLAGS.eval_input_fp, schema, FLAGS.eval_batch_size, False,
-                                                     num_epochs=1), steps=FLAGS.num_eval_steps)
+        metrics = runner.run_evaluate(task, FLAGS)
         if task.name == "caption":
             print(f"loss: {metrics['loss']:.4f}\n{metrics.get('report_text', '')}", flush=True)
         else:

@@ -63,13 +63,7 @@ def main(argv):
     if mode in ("train_and_evaluate", "train"):
         runner.run_train_and_evaluate(task, FLAGS, evaluate=mode == "train_and_evaluate")
     elif mode == "evaluate":
-        from kaleido_tf.engines import Trainer
-
-        trainer = Trainer(task, FLAGS.model_dir or FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
-        runner.say(runner.registry.load_weights(trainer.model, runner.weights_for_prediction(FLAGS)))
-        schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.eval_input_fp)
-        metrics = trainer.evaluate(runner.dataset_fn(FLAGS.eval_input_fp, schema, FLAGS.eval_batch_size, False,
-                                                     num_epochs=1), steps=FLAGS.num_eval_steps)
+        metrics = runner.run_evaluate(task, FLAGS)
         print("\n".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float)), flush=True)
     elif mode == "predict":
         run_retrieval(task)

@@ -164,6 +164,15 @@ def run_train_and_evaluate(task, flags, evaluate=True):
     return trainer, logs
 
 
+def run_evaluate(task, flags):
+    """--mode=evaluate: the task's metrics over --eval_input_fp with the weights to predict with."""
+    trainer = Trainer(task, flags.model_dir or flags.output_dir, make_strategy(flags), progress=False)
+    say(registry.load_weights(trainer.model, weights_for_prediction(flags)))
+    schema = input_schema(flags.input_schema, task.config, flags.eval_input_fp)
+    return trainer.evaluate(dataset_fn(flags.eval_input_fp, schema, flags.eval_batch_size, False, num_epochs=1),
+                            steps=flags.num_eval_steps)
+
+
 def weights_for_prediction(flags):
     """--predict_checkpoint_path, else the latest checkpoint of --model_dir, else --pretrain_model_name_or_path."""
     for candidate in (flags.predict_checkpoint_path, flags.model_dir, flags.pretrain_model_name_or_path):
