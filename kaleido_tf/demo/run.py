@@ -95,6 +95,11 @@ def main(argv=None):
     progress = not args.no_progress
     stage = Stages()
     os.makedirs(out, exist_ok=True)
+    # Every run of the demo starts afresh: its training runs must not resume an earlier demo's checkpoints.
+    import shutil
+
+    for stale in ("runs", "export"):
+        shutil.rmtree(os.path.join(out, stale), ignore_errors=True)
 
     from kaleido_tf.demo.catalog import generate_catalog
 
