@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from kaleido_tf.datasets.errors import DataError, DataFileNotFoundError
 from kaleido_tf.datasets.schema import Schema, get_schema
-from kaleido_tf.utils.io import atomic_write_text
+from kaleido_tf.utils.io import atomic_write_text, fsync_path
 
 FORMAT_NAME = "kaleido_tf.tfrecord"
 FORMAT_VERSION = 1
@@ -157,19 +157,6 @@ def encode_example(example, schema, feature_dtype="float16", source="<example>")
     return proto.SerializeToString()
 
 
-def _fsync_path(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class TFRecordShardWriter:
     """Writes one TFRecord shard; the file appears under its name only after a clean close.
 
@@ -239,10 +226,10 @@ class TFRecordShardWriter:
         self._writer = None
         self._closed = True
         if "://" not in self._tmp_path:
-            _fsync_path(self._tmp_path)
+            fsync_path(self._tmp_path)
         tf.io.gfile.rename(self._tmp_path, self.path, overwrite=True)
         if "://" not in self.path:
-            _fsync_path(os.path.dirname(os.path.abspath(self.path)))
+            fsync_path(os.path.dirname(os.path.abspath(self.path)))
 
     def abort(self):
         """Drops the shard: closes and removes the temporary file; `path` is left untouched."""

@@ -36,7 +36,8 @@ def _umask():
     return mask
 
 
-def _fsync_dir(path):
+def fsync_path(path):
+    """Flushes a file or directory to disk, ignoring what the filesystem does not support."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -70,7 +71,7 @@ def atomic_write(path, mode="w", encoding=None):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(directory)
+        fsync_path(directory)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -173,7 +174,7 @@ def recover_directory(path):
                 entries.remove(chosen)
                 actions.append(f"restored {path} from {'the complete new' if kind == 'new' else 'the previous'} "
                                f"directory {os.path.basename(chosen[1])}")
-                _fsync_dir(os.path.dirname(path))
+                fsync_path(os.path.dirname(path))
                 break
     for kind, full, (pid, host), _ in entries:
         if not _alive(pid, host):
@@ -187,9 +188,9 @@ def _install(tmp, path):
     parent = os.path.dirname(path)
     if not os.path.lexists(path):
         os.rename(tmp, path)
-        _fsync_dir(parent)
+        fsync_path(parent)
     elif _exchange(tmp, path):  # one atomic step: `path` is new, `tmp` holds the old directory
-        _fsync_dir(parent)
+        fsync_path(parent)
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         stem = tmp[: -len(".tmp")]
@@ -197,7 +198,7 @@ def _install(tmp, path):
         os.rename(tmp, new)  # complete: recover_directory may now put it in place
         os.rename(path, old)  # `path` is missing from here ...
         os.rename(new, path)  # ... to here; a kill in between is completed by recover_directory
-        _fsync_dir(parent)
+        fsync_path(parent)
         shutil.rmtree(old, ignore_errors=True)
 
 
