@@ -11,8 +11,7 @@ the graph, and so does decoding: the vocab travels as an asset, ids become token
 the caption stops at [SEP], [PAD]/[CLS]/[MASK] are dropped, pieces are joined with spaces and `##`
 continuations glued on, exactly as `caption_decoding.ids_to_text` does in Python.
 
-The module offers the interface of `KaleidoServingModule` that `export_saved_model` drives
-(`signature_names`, `concrete_function`, `signatures`, `describe`, `default_signature`).
+The module offers the interface `export_saved_model` drives through `SignatureModule`.
 """
 
 import os
@@ -21,6 +20,7 @@ import types
 import tensorflow as tf
 
 from kaleido_tf.export import serving_inputs
+from kaleido_tf.export.signature_module import SignatureModule
 from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 
 CAPTIONER = "captioner"
@@ -60,7 +60,7 @@ class CaptionDecoder(tf.Module):
         return tf.strings.regex_replace(joined, " ##", "")
 
 
-class CaptionServingModule(tf.Module):
+class CaptionServingModule(SignatureModule):
     """Wraps a built KaleidoBERTCaptioner (weights loaded) into the `caption` signature.
 
     Args:
@@ -99,38 +99,8 @@ class CaptionServingModule(tf.Module):
         functions = {SIGNATURE: tf.function(caption, input_signature=[spec], autograph=False)}
         self._functions = types.MappingProxyType(functions)
 
-    @property
-    def signature_names(self):
-        return list(self._functions)
-
-    def concrete_function(self, signature_name):
-        return self._functions[signature_name].get_concrete_function()
-
-    def signatures(self):
-        """{signature name: concrete function}, serving_default included; tracks the captured variables."""
-        out = {name: self.concrete_function(name) for name in self._functions}
-        captured, seen = [], set()
-        for function in out.values():
-            for variable in function.variables:
-                if id(variable) not in seen:
-                    seen.add(id(variable))
-                    captured.append(variable)
-        self.model_variables = captured
-        out[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = out[self.default_signature]
-        return out
-
     def describe(self):
         fields = {field.name: field.to_dict() for field in self.patch_fields}
-        description = {}
-        for name in self._functions:
-            function = self.concrete_function(name)
-            args = function.structured_input_signature[0][0]
-            outputs = {
-                key: {"dtype": spec.dtype.name, "shape": [-1 if d is None else d for d in spec.shape.as_list()]}
-                for key, spec in function.structured_outputs.items()
-            }
-            description[name] = {"inputs": {key: fields[key] for key in args}, "outputs": outputs,
-                                 "generation": {"max_length": self.max_length, "beam_size": self.beam_size,
-                                                "length_penalty": self.length_penalty,
-                                                "no_repeat_ngram_size": self.no_repeat_ngram_size}}
-        return description
+        generation = {"max_length": self.max_length, "beam_size": self.beam_size,
+                      "length_penalty": self.length_penalty, "no_repeat_ngram_size": self.no_repeat_ngram_size}
+        return self.describe_signatures(fields, extra={"generation": generation})

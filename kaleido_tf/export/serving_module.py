@@ -22,6 +22,7 @@ import types
 import tensorflow as tf
 
 from kaleido_tf.export import serving_inputs
+from kaleido_tf.export.signature_module import SignatureModule
 from kaleido_tf.model_zoo.kaleidobert_classifier import KaleidoBERTClassifier
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel
 
@@ -43,7 +44,7 @@ def _float32(x):
     return tf.cast(x, tf.float32)
 
 
-class KaleidoServingModule(tf.Module):
+class KaleidoServingModule(SignatureModule):
     """Wraps a built kaleido_tf model into serving signatures.
 
     Args:
@@ -164,46 +165,8 @@ class KaleidoServingModule(tf.Module):
         spec.update({field.name: field.spec() for field in self.patch_fields})
         return tf.function(serve, input_signature=[spec], autograph=False)
 
-    # ------------------------------------------------------------------ saving
-    @property
-    def signature_names(self):
-        return list(self._functions)
-
-    def concrete_function(self, signature_name):
-        """Traces (once) and returns the concrete function of a signature."""
-        return self._functions[signature_name].get_concrete_function()
-
-    def signatures(self):
-        """{signature name: concrete function} for `tf.saved_model.save`, serving_default included.
-
-        Also tracks the tf.Variables the functions capture. Those, not the Keras variables wrapping them,
-        must be the saved objects: a Keras variable is exported as a second variable around the first, and
-        a TF1-style loader (TF Serving, saved_model_cli run) then restores the wrapper while the functions
-        read the inner variable, which stays uninitialised ("Could not find variable ...").
-        """
-        out = {name: self.concrete_function(name) for name in self._functions}
-        captured, seen = [], set()
-        for function in out.values():
-            for variable in function.variables:
-                if id(variable) not in seen:
-                    seen.add(id(variable))
-                    captured.append(variable)
-        self.model_variables = captured
-        out[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = out[self.default_signature]
-        return out
-
     def describe(self):
         """Inputs and outputs of every signature, as JSON-friendly dicts (for the export metadata)."""
         fields = {field.name: field.to_dict() for field in self.input_fields}
         fields["text"] = {"dtype": "string", "shape": [-1], "description": "raw text, one string per example"}
-        description = {}
-        for name in self._functions:
-            function = self.concrete_function(name)
-            args = function.structured_input_signature[0][0]  # {name: spec}, or one spec (tokenize)
-            args = [args.name] if isinstance(args, tf.TensorSpec) else list(args)
-            outputs = {
-                key: {"dtype": spec.dtype.name, "shape": [-1 if d is None else d for d in spec.shape.as_list()]}
-                for key, spec in function.structured_outputs.items()
-            }
-            description[name] = {"inputs": {key: fields[key] for key in args}, "outputs": outputs}
-        return description
+        return self.describe_signatures(fields)
