@@ -102,32 +102,22 @@ def main(argv):
 
     runner.apply_model_zoo_path(FLAGS)
     task = build_task()
-    mode = FLAGS.mode
-    if mode in ("train_and_evaluate", "train"):
-        trainer, logs = runner.run_train_and_evaluate(task, FLAGS, evaluate=mode == "train_and_evaluate")
-        if "eval/report_text" in logs:  # the per-class report (or caption scores) of the final evaluation
-            print(logs["eval/report_text"], flush=True)
-    elif mode == "evaluate":
-        metrics = runner.run_evaluate(task, FLAGS)
-        if task.name == "caption":
-            print(f"loss: {metrics['loss']:.4f}\n{metrics.get('report_text', '')}", flush=True)
-        else:
-            print(f"accuracy: {metrics['accuracy']:.4f}\nmacro_f1: {metrics['macro_f1']:.4f}\n{metrics['report_text']}",
-                  flush=True)
-    elif mode == "predict":
-        if task.name == "caption":
-            from kaleido_tf.apps.caption_app import run_caption_predict
+    return runner.run_mode(task, FLAGS, evaluation_report, predict)
 
-            run_caption_predict(task, FLAGS)
-        else:
-            run_predict(task)
-    elif mode == "export":
-        from kaleido_tf.apps.export_mode import run_export
 
-        run_export(task, FLAGS)
+def evaluation_report(metrics):
+    if "accuracy" not in metrics:  # captioning
+        return f"loss: {metrics['loss']:.4f}\n{metrics.get('report_text', '')}"
+    return f"accuracy: {metrics['accuracy']:.4f}\nmacro_f1: {metrics['macro_f1']:.4f}\n{metrics['report_text']}"
+
+
+def predict(task):
+    if task.name == "caption":
+        from kaleido_tf.apps.caption_app import run_caption_predict
+
+        run_caption_predict(task, FLAGS)
     else:
-        raise runner.UsageError(f"--mode must be train_and_evaluate, train, evaluate, predict or export, got {mode!r}")
-    return 0
+        run_predict(task)
 
 
 def run():

@@ -59,21 +59,11 @@ def main(argv):
 
     runner.apply_model_zoo_path(FLAGS)
     task = build_task()
-    mode = FLAGS.mode
-    if mode in ("train_and_evaluate", "train"):
-        runner.run_train_and_evaluate(task, FLAGS, evaluate=mode == "train_and_evaluate")
-    elif mode == "evaluate":
-        metrics = runner.run_evaluate(task, FLAGS)
-        print("\n".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float)), flush=True)
-    elif mode == "predict":
-        run_retrieval(task)
-    elif mode == "export":
-        from kaleido_tf.apps.export_mode import run_export
+    return runner.run_mode(task, FLAGS, evaluation_report, run_retrieval)
 
-        run_export(task, FLAGS)
-    else:
-        raise runner.UsageError(f"--mode must be train_and_evaluate, train, evaluate, predict or export, got {mode!r}")
-    return 0
+
+def evaluation_report(metrics):
+    return "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
 
 
 def run():

@@ -190,6 +190,30 @@ def build_for_prediction(task, flags):
     return model
 
 
+MODES = ("train_and_evaluate", "train", "evaluate", "predict", "export")
+
+
+def run_mode(task, flags, evaluation_report, predict):
+    """Runs `flags.mode` for an application: training (printing the final evaluation's report when it has one),
+    evaluation (printing `evaluation_report(metrics)`), `predict(task)`, or export."""
+    mode = flags.mode
+    if mode in ("train_and_evaluate", "train"):
+        _, logs = run_train_and_evaluate(task, flags, evaluate=mode == "train_and_evaluate")
+        if "eval/report_text" in logs:  # the per-class report (or caption scores) of the final evaluation
+            print(logs["eval/report_text"], flush=True)
+    elif mode == "evaluate":
+        print(evaluation_report(run_evaluate(task, flags)), flush=True)
+    elif mode == "predict":
+        predict(task)
+    elif mode == "export":
+        from kaleido_tf.apps.export_mode import run_export
+
+        run_export(task, flags)
+    else:
+        raise UsageError(f"--mode must be {', '.join(MODES[:-1])} or {MODES[-1]}, got {mode!r}")
+    return 0
+
+
 def main_wrapper(main):
     """Runs `main(argv)` turning usage and data errors into one clear line and exit code 2."""
     def wrapped(argv):
