@@ -15,6 +15,7 @@ import os
 import sys
 
 from kaleido_tf.preprocessors.config import PreprocessConfig
+from kaleido_tf.preprocessors.feature_extractor import EXTRACTOR_NAMES
 
 
 def _bool(text):
@@ -49,8 +50,10 @@ def build_parser():
     g.add_argument("--max_image_size", type=int, default=d.max_image_size, help="downscale longer sides (px)")
     g.add_argument("--crop_size", type=int, default=d.crop_size, help="side of each resized crop (px)")
     g = p.add_argument_group("features")
-    g.add_argument("--feature_extractor", choices=("resnet50", "pixels"), default=d.feature_extractor)
+    g.add_argument("--feature_extractor", choices=EXTRACTOR_NAMES, default=d.feature_extractor)
     g.add_argument("--resnet_weights", default=None, help="Keras weights file for ResNet50(include_top=False)")
+    g.add_argument("--feature_model", default=None,
+                   help="with --feature_extractor keras: a saved .keras model, crops in [0, 1] -> features")
     g.add_argument("--feature_seed", type=int, default=d.feature_seed,
                    help="seed of the random ResNet initialisation / the pixel projection")
     g.add_argument("--patch_feature_size", type=int, default=d.patch_feature_size)

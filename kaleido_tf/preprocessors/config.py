@@ -37,6 +37,7 @@ class PreprocessConfig:
     # features
     feature_extractor: str = "resnet50"
     resnet_weights: object = None
+    feature_model: object = None
     feature_seed: int = 0
     patch_feature_size: int = 2048
     feature_dtype: str = "float16"
@@ -97,6 +98,12 @@ class PreprocessConfig:
         need(bool(self.output_dir), "--output_dir is required")
         need(self.foreground in FOREGROUND_METHODS, f"--foreground must be one of {FOREGROUND_METHODS}")
         need(self.feature_extractor in EXTRACTOR_NAMES, f"--feature_extractor must be one of {EXTRACTOR_NAMES}")
+        need(self.feature_extractor != "keras" or bool(self.feature_model),
+             "--feature_extractor keras needs --feature_model (a saved .keras model)")
+        need(not self.feature_model or self.feature_extractor == "keras",
+             f"--feature_model is given but --feature_extractor is {self.feature_extractor!r}")
+        if self.feature_model:
+            need(os.path.isfile(self.feature_model), f"--feature_model file not found: {self.feature_model}")
         need(self.tokenizer in TOKENIZER_NAMES, f"--tokenizer must be one of {TOKENIZER_NAMES}")
         need(self.feature_dtype in ("float16", "float32"), "--feature_dtype must be float16 or float32")
         need(self.compression in (None, "GZIP"), "--compression must be none or gzip")
@@ -135,6 +142,9 @@ class PreprocessConfig:
             path = items.get(key)
             if path and os.path.isfile(path):
                 items[key] = [os.path.basename(path), os.path.getsize(path)]
+        if items.get("feature_model") and os.path.isfile(items["feature_model"]):  # retrained in place: hash it
+            with open(items["feature_model"], "rb") as f:
+                items["feature_model"] = hashlib.sha256(f.read()).hexdigest()
         text = json.dumps(items, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

@@ -1,7 +1,7 @@
 """One interface for patch feature extractors, and the factory behind `--feature_extractor`.
 
 An extractor maps a batch of square RGB crops [N, S, S, 3] (uint8) to features [N, F] (float32).
-Two are provided:
+Three are provided:
 
 - "resnet50": Keras ResNet-50 without its top, global average pooled (2048-d), fed through a
   batched tf.data pipeline. Weights come from a file (`--resnet_weights`, e.g. the ImageNet
@@ -9,9 +9,10 @@ Two are provided:
   gives consistent but not semantically meaningful features (fine for plumbing and tests).
 - "pixels": a cheap extractor for demos and tests: colour statistics, a colour histogram and
   downsampled pixels, mapped to `feature_size` by a fixed seeded random projection.
+- "keras": any saved Keras model (`--feature_model`) taking crops as float32 in [0, 1].
 """
 
-EXTRACTOR_NAMES = ("resnet50", "pixels")
+EXTRACTOR_NAMES = ("resnet50", "pixels", "keras")
 
 
 class PatchFeatureExtractor:
@@ -52,8 +53,18 @@ class PatchFeatureExtractor:
         return {"name": self.name, "crop_size": self.crop_size, "feature_size": self.feature_size}
 
 
-def build_feature_extractor(name, crop_size=224, feature_size=2048, resnet_weights=None, seed=0, batch_size=64):
-    """Creates the extractor called `name` ("resnet50" or "pixels")."""
+def build_feature_extractor(name, crop_size=224, feature_size=2048, resnet_weights=None, seed=0, batch_size=64,
+                            feature_model=None):
+    """Creates the extractor called `name` ("resnet50", "pixels" or "keras")."""
+    if feature_model and name != "keras":
+        raise ValueError(f"--feature_model is given but --feature_extractor is {name!r}")
+    if name == "keras":
+        from kaleido_tf.preprocessors.keras_extractor import KerasModelPatchExtractor
+
+        if resnet_weights:
+            raise ValueError("--resnet_weights is given but --feature_extractor is 'keras'")
+        return KerasModelPatchExtractor(feature_model, crop_size=crop_size, feature_size=feature_size,
+                                        batch_size=max(batch_size, 1))
     if name == "resnet50":
         from kaleido_tf.preprocessors.resnet_extractor import ResNet50PatchExtractor
 

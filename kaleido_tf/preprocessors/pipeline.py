@@ -164,7 +164,7 @@ class Preprocessor:
             self._extractor = build_feature_extractor(c.feature_extractor, crop_size=c.crop_size,
                                                       feature_size=c.patch_feature_size,
                                                       resnet_weights=c.resnet_weights, seed=c.feature_seed,
-                                                      batch_size=c.batch_size)
+                                                      batch_size=c.batch_size, feature_model=c.feature_model)
         return self._extractor
 
     def _bar(self, **kwargs):

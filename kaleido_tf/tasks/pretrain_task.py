@@ -18,14 +18,20 @@ class PretrainTask(Task):
     Args:
         config: KaleidoBERTConfig (or dict).
         grey_target_per_patch: corrected grey-mask target (see `pretrain_losses`); the original quirk by default.
+        loss_weights: {loss name: weight} for the optimised "total" (names not given weigh 1; e.g. an ITM-only
+            phase: every other loss 0). None keeps the original unweighted sum of the seven.
         model_kwargs: passed to KaleidoBERTPretrainModel (use_image_mask, fused_qkv, dtype).
     """
 
     name = "pretrain"
 
-    def __init__(self, config, grey_target_per_patch=False, **model_kwargs):
+    def __init__(self, config, grey_target_per_patch=False, loss_weights=None, **model_kwargs):
         self.config = as_config(config)
         self.grey_target_per_patch = grey_target_per_patch
+        unknown = sorted(set(loss_weights or {}) - set(LOSS_NAMES))
+        if unknown:
+            raise ValueError(f"loss_weights names {unknown} are not losses; the losses: {', '.join(LOSS_NAMES)}")
+        self.loss_weights = dict(loss_weights) if loss_weights else None
         self.model_kwargs = model_kwargs
 
     def build_model(self):
@@ -37,7 +43,7 @@ class PretrainTask(Task):
         weight_total = None
         if global_batch_size is not None:
             weight_total = _replica_sum(tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
-        return pretrain_losses(
+        losses = pretrain_losses(
             outputs,
             features,
             self.config,
@@ -45,6 +51,10 @@ class PretrainTask(Task):
             global_batch_size=global_batch_size,
             mlm_weight_total=weight_total,
         )
+        if self.loss_weights:
+            losses = dict(losses)
+            losses["total"] = tf.add_n([losses[name] * float(self.loss_weights.get(name, 1.0)) for name in LOSS_NAMES])
+        return losses
 
     # Kept for callers of the single-device API.
     def build_losses(self, outputs, features):

@@ -96,3 +96,19 @@ def test_evaluation_writes_metrics(tmp_path):
     assert 0.0 <= logs["eval/itm_accuracy"] <= 1.0 and logs["eval/total"] > 0
     assert os.path.isfile(tmp_path / "eval" / "eval_results.json")
     assert os.listdir(tmp_path / "eval" / "eval")  # TensorBoard events
+
+
+def test_loss_weights_reweigh_the_total_and_unknown_names_fail():
+    data = _data()
+    config = KaleidoBERTConfig.from_json_file(os.path.join(GOLDEN, "tiny", "config.json"))
+    task = PretrainTask(config, loss_weights={"masked_lm_loss": 0.0, "next_sentence_loss": 2.0})
+    model = task.build_model()
+    features = {k: tf.constant(v[:4]) for k, v in data.items()}
+    outputs = model(features, training=False)
+    plain = PretrainTask(task.config).compute_losses(outputs, features)
+    weighted = task.compute_losses(outputs, features)
+    expected = float(plain["total"]) - float(plain["masked_lm_loss"]) + float(plain["next_sentence_loss"])
+    assert float(weighted["total"]) == pytest.approx(expected, rel=1e-6)
+    assert float(weighted["masked_lm_loss"]) == pytest.approx(float(plain["masked_lm_loss"]))
+    with pytest.raises(ValueError, match=r"loss_weights names \['itm_loss'\] are not losses"):
+        PretrainTask(task.config, loss_weights={"itm_loss": 1.0})
