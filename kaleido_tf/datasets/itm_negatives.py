@@ -17,12 +17,10 @@ TEXT_SIDE = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "m
              "text_prod_id", "prod_desc")
 
 
-def swap_texts(batch, rate, seed):
-    """One batch: `seed` is a stateless seed [2] (int32/int64). Returns the new batch dict."""
+def roll_text_side(batch, swap, shift):
+    """(new batch, source [B]): example i takes the text side of example source[i] = (i + shift) mod B where
+    `swap` [B] is true, and keeps its own elsewhere; image side and labels unchanged."""
     size = tf.shape(batch["input_ids"])[0]
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    swap = tf.random.stateless_uniform([size], seeds[0]) < rate  # [B]
-    shift = tf.random.stateless_uniform([], seeds[1], minval=1, maxval=tf.maximum(size, 2), dtype=tf.int32)
     source = (tf.range(size) + shift) % size  # [B]
     out = dict(batch)
     for key in TEXT_SIDE:
@@ -30,6 +28,16 @@ def swap_texts(batch, rate, seed):
             value = batch[key]
             mask = tf.reshape(swap, tf.concat([[size], tf.ones([tf.rank(value) - 1], tf.int32)], 0))
             out[key] = tf.where(mask, tf.gather(value, source), value)
+    return out, source
+
+
+def swap_texts(batch, rate, seed):
+    """One batch: `seed` is a stateless seed [2] (int32/int64). Returns the new batch dict."""
+    size = tf.shape(batch["input_ids"])[0]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    swap = tf.random.stateless_uniform([size], seeds[0]) < rate  # [B]
+    shift = tf.random.stateless_uniform([], seeds[1], minval=1, maxval=tf.maximum(size, 2), dtype=tf.int32)
+    out, _ = roll_text_side(batch, swap, shift)
     labels = batch["nx_sent_labels"]  # [B, 1]
     if "text_prod_id" in batch and "image_prod_id" in batch:
         same = tf.equal(out["text_prod_id"][:, 0], batch["image_prod_id"][:, 0])  # [B]

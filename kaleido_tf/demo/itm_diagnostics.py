@@ -14,8 +14,8 @@ shift), and the label says what the control asks:
 
 It prints the ITM loss and accuracy every `--log_steps` steps. On the demo catalog the unimodal controls reach
 0.99 within 100-300 steps and `xor` leaves chance within a few hundred (0.74 at step 300), while `match` stays
-at chance for thousands of steps with most seeds (a plateau; docs/demo.md). `--standardize` scales every patch feature dimension to zero mean and unit
-variance over the training images first.
+at chance for thousands of steps with most seeds (a plateau; docs/demo.md). `--standardize` scales every
+patch feature dimension to zero mean and unit variance over the training images first.
 """
 
 import argparse
@@ -23,7 +23,6 @@ import os
 import sys
 
 CONTROLS = ("image", "text", "xor", "match")
-TEXT_FIELDS = ("input_ids", "input_mask", "segment_ids")
 IMAGE_KEY = "img_feature_convert_rotation"  # the level-1 patch: the whole product
 
 
@@ -34,11 +33,9 @@ def relabel(batch, control, swap, shift, text_token, image_threshold):
     """
     import tensorflow as tf
 
-    size = tf.shape(batch["input_ids"])[0]
-    source = (tf.range(size) + shift) % size  # [B]
-    out = dict(batch)
-    for key in TEXT_FIELDS:
-        out[key] = tf.where(swap[:, None], tf.gather(batch[key], source), batch[key])  # [B, T]
+    from kaleido_tf.datasets.itm_negatives import roll_text_side
+
+    out, source = roll_text_side(batch, swap, shift)
     image_bit = batch[IMAGE_KEY][:, 0] > image_threshold  # [B]
     text_bit = tf.reduce_any(tf.equal(out["input_ids"], tf.cast(text_token, out["input_ids"].dtype)), axis=1)
     if control == "image":
