@@ -2,11 +2,14 @@
 
     python -m kaleido_tf.demo.run [--quick] [--output_dir demo_out]
 
-catalog (synthetic products) -> preprocessing (the real pipeline: kaleido patches, features, the five tasks,
-masked LM, ITM pairs, retrieval sets) -> pretraining -> category and subcategory finetuning (and the same from
-scratch, to show what pretraining is worth) -> image->text and text->image retrieval with the paper's protocol
-(1 positive + 100 negatives) -> captioning finetuned from the pretrained model -> SavedModel export -> a summary table (each metric beside chance, wall time per
-stage) and `report.png` (loss curves and the table) next to the TensorBoard logs.
+catalog (synthetic products) -> a patch-feature CNN trained on the train split's crops (the demo's stand-in for
+ImageNet ResNet-50 features) -> preprocessing (the real pipeline: kaleido patches, features from that CNN, the
+five tasks, masked LM, ITM pairs, retrieval sets) -> pretraining (the seven losses) -> an ITM phase (image-text
+matching alone, fresh in-batch negatives) -> category and subcategory finetuning from the pretrained model (and
+from scratch, to show what pretraining is worth) -> image->text and text->image retrieval with the paper's
+protocol (1 positive + 100 negatives) -> captioning finetuned from the pretrained model -> SavedModel export ->
+a summary table (each metric beside chance, wall time per stage) and `report.png` (loss curves and the table)
+next to the TensorBoard logs. docs/demo.md has the measured numbers and why each stage is there.
 """
 
 import argparse
@@ -18,13 +21,19 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-# Sizes: (products, views per product, pretraining steps, finetuning steps, retrieval queries per direction).
+# Sizes: products, views per product, image size, patch-CNN epochs, steps of pretraining (seven losses), of the
+# ITM phase, of each finetuning and of captioning, retrieval queries per direction.
 SIZES = {
-    "full": dict(products=1200, views=2, image_size=64, pretrain_steps=1500, finetune_steps=400, queries=100,
-                 caption_steps=600),
-    "quick": dict(products=240, views=2, image_size=64, pretrain_steps=250, finetune_steps=120, queries=20,
-                  caption_steps=400),
+    "full": dict(products=1200, views=2, image_size=64, cnn_epochs=3, pretrain_steps=1500, itm_steps=4000,
+                 finetune_steps=400, caption_steps=600, queries=100),
+    "quick": dict(products=240, views=2, image_size=64, cnn_epochs=3, pretrain_steps=250, itm_steps=300,
+                  finetune_steps=120, caption_steps=400, queries=20),
 }
+# Patch features: a CNN's features and the crop averaged down to LAYOUT_GRID x LAYOUT_GRID colour pixels.
+CNN_FEATURES, LAYOUT_GRID = 64, 4
+PATCH_FEATURE_SIZE = CNN_FEATURES + 3 * LAYOUT_GRID ** 2
+# The ITM phase trains image-text matching alone (the other six losses weigh 0), with fresh in-batch negatives.
+ITM_LOSS = "next_sentence_loss"
 
 
 def parse_args(argv):
@@ -42,7 +51,7 @@ def demo_model_config(vocab_size):
     return KaleidoBERTConfig(
         vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
         max_position_embeddings=64, type_vocab_size=2, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-        patch_feature_size=64, patch_type_vocab_size=6, text_seq_len=32, img_camouflage_label_num=9,
+        patch_feature_size=PATCH_FEATURE_SIZE, patch_type_vocab_size=6, text_seq_len=32, img_camouflage_label_num=9,
     )
 
 
@@ -119,11 +128,20 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     data = os.path.join(out, "data")
     config = demo_model_config(vocab_size)
+    with stage("patch features"):
+        from kaleido_tf.demo.patch_cnn import train_patch_cnn
+
+        feature_model = os.path.join(out, "patch_cnn.keras")
+        accuracies = train_patch_cnn(os.path.join(catalog_dir, "catalog.jsonl"), feature_model, crop_size=16,
+                                     feature_size=CNN_FEATURES, layout_grid=LAYOUT_GRID,
+                                     epochs=size["cnn_epochs"], seed=args.seed, verbose=2 if progress else 0)
+        print("patch CNN training accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracies.items()))
     with stage("preprocess"):
         # No --alignments: alignment-guided masking applies to positive pairs only, so the masking pattern would
         # give the ITM label away (docs/preprocessing.md); the demo uses the paper's "Random" masking.
         argv = ["--catalog", os.path.join(catalog_dir, "catalog.jsonl"), "--output_dir", data, "--task", "all",
-                "--itm_easy_negatives", "0.5", "--feature_extractor", "pixels", "--crop_size", "16", "--patch_feature_size",
+                "--itm_easy_negatives", "0.5", "--feature_extractor", "keras", "--feature_model", feature_model,
+                "--crop_size", "16", "--patch_feature_size",
                 str(config.patch_feature_size), "--text_length", str(config.text_seq_len), "--vocab", vocab_path,
                 "--max_predictions", "5", "--neg_ratio", "1", "--retrieval_queries", str(size["queries"]),
                 "--retrieval_negatives", "100", "--valid_fraction", "0.1", "--test_fraction", "0.1",
@@ -170,6 +188,23 @@ def run_training_stages(out, data, config, size, stage, progress):
         for task, chance in (("itm", 0.5), ("rotation", 0.25), ("jigsaw", 1 / 24), ("camouflage", 1 / 9)):
             results["metrics"].append((f"pretrain {task} accuracy (valid)", logs[f"eval/{task}_accuracy"], chance))
 
+    with stage("ITM phase"):
+        # Image-text matching leaves its plateau only with ITM trained alone and fresh in-batch negatives
+        # (docs/demo.md); this phase starts from the pretrained weights and serves retrieval and the export.
+        from kaleido_tf.datasets import with_itm_negatives
+        from kaleido_tf.losses import LOSS_NAMES
+
+        itm_only = {name: 0.0 for name in LOSS_NAMES if name != ITM_LOSS}
+        itm_dir = os.path.join(out, "runs", "itm")
+        trainer = Trainer(PretrainTask(config, loss_weights=itm_only), itm_dir, learning_rate=1e-3,
+                          train_steps=size["itm_steps"], warmup_ratio=0.1, log_steps=10, progress=progress)
+        print(trainer.initialize(lambda m: registry.load_weights(m, pretrain_dir)))
+        train = _dataset(os.path.join(data, "pretrain", "train"), batch, True)
+        logs = trainer.train(lambda context: with_itm_negatives(train(context), 0.5, seed=1), batch,
+                             eval_dataset_fn=_dataset(os.path.join(data, "pretrain", "valid"), batch, False))
+        results["curves"]["ITM phase loss"] = [(s, l["total"]) for s, l in trainer.history]
+        results["metrics"].append(("ITM phase itm accuracy (valid)", logs["eval/itm_accuracy"], 0.5))
+
     for task, label_key in (("catepred", "category"), ("subcatepred", "subcategory")):
         classes = len(label_maps[label_key])
         names = [n for n, _ in sorted(label_maps[label_key].items(), key=lambda kv: kv[1])]
@@ -208,7 +243,7 @@ def run_training_stages(out, data, config, size, stage, progress):
     for kind in ("img2txt", "txt2img"):
         with stage(f"retrieval {kind}"):
             trainer = Trainer(PretrainTask(config), os.path.join(out, "runs", f"retrieval_{kind}"), progress=False)
-            registry.load_weights(trainer.model, pretrain_dir)
+            registry.load_weights(trainer.model, itm_dir)
             path = os.path.join(out, "runs", f"retrieval_{kind}", f"eval_{kind}_results.txt")
             metrics = predict_retrieval(trainer, _dataset(os.path.join(data, "retrieval", kind), 101, False), kind,
                                         path, progress=progress)
@@ -224,7 +259,7 @@ def run_training_stages(out, data, config, size, stage, progress):
         from kaleido_tf.export import export_saved_model
 
         model = registry.build_model(config)
-        registry.load_weights(model, pretrain_dir)
+        registry.load_weights(model, itm_dir)
         path = export_saved_model(model, os.path.join(out, "export", "pretrain"),
                                   vocab_file=os.path.join(out, "vocab.txt"))
         print(f"SavedModel: {path}")
@@ -241,11 +276,12 @@ def run_training_stages(out, data, config, size, stage, progress):
         "txt2img Rank@1 >= 20x chance": rank1[1] >= 20 / 101,
     }
     # The quick size is judged on what it can learn in a few hundred steps: the self-supervised image tasks and
-    # classification must beat chance clearly. Image-text matching (ITM, retrieval) needs far longer training
-    # from scratch than this machine gives it; it is reported beside chance, not checked.
+    # classification must beat chance clearly (1.5x), and retrieval must rank above chance (AUC >= 0.6 against
+    # 0.5; Rank@1 over 20 queries needs the full size's ITM phase).
     above = [value > 1.5 * chance for name, value, chance in results["metrics"]
              if chance is not None and "scratch" not in name and "AUC" not in name and "Rank" not in name
              and "itm" not in name and "caption" not in name]
+    above += [retrieval[kind]["auc"] >= 0.6 for kind in ("img2txt", "txt2img")]
     # The quick size (CI) fails unless those beat chance; the full size reports its acceptance checks above
     # (each "yes" or "NO") and exits 0 once everything ran.
     results["ok"] = all(above) if size["products"] < SIZES["full"]["products"] else True
@@ -266,8 +302,9 @@ def write_report(out, results, seconds):
     for check, passed in results["checks"].items():
         lines.append(f"check: {check}: {'yes' if passed else 'NO (not met)'}")
     if not all(passed for check, passed in results["checks"].items() if "Rank@1" in check):
-        lines.append("retrieval at chance: the ITM head does not leave its plateau from scratch here; see docs/demo.md")
-    lines.append(f"metrics above 1.5x chance: {results['above_chance']}")
+        lines.append("retrieval below 20x chance: docs/demo.md has what moves it (patch features, ITM-phase steps)")
+    lines.append(f"quick-size checks passed (image tasks, classification > 1.5x chance; retrieval AUC >= 0.6): "
+                 f"{results['above_chance']}")
     table = "\n".join(lines)
     print("\n" + table, flush=True)
     atomic_write_text(os.path.join(out, "summary.txt"), table + "\n")
@@ -293,8 +330,13 @@ def plot_report(path, results, table):
     curves = results["curves"]
     ax = fig.add_axes([0.06, 0.63, 0.4, 0.32])
     steps, losses = zip(*curves["pretrain total loss"]) if curves.get("pretrain total loss") else ((), ())
-    ax.plot(steps, losses)
-    ax.set_title("pretraining: total of the 7 losses")
+    ax.plot(steps, losses, label="seven losses")
+    if curves.get("ITM phase loss"):
+        offset = steps[-1] if steps else 0
+        itm_steps, itm_losses = zip(*curves["ITM phase loss"])
+        ax.plot([offset + s for s in itm_steps], itm_losses, label="ITM phase (ITM loss alone)")
+        ax.legend(fontsize=8)
+    ax.set_title("pretraining: total of the 7 losses, then the ITM phase")
     ax.set_xlabel("step")
     ax = fig.add_axes([0.56, 0.63, 0.4, 0.32])
     for name, points in curves.items():
