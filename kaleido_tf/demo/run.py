@@ -294,7 +294,7 @@ def write_report(out, results, seconds):
 
     lines = [f"{'metric':<52s} {'value':>8s} {'chance':>8s} {'x chance':>9s}"]
     for name, value, chance in results["metrics"]:
-        ratio = f"{value / chance:9.1f}" if chance and chance > 1e-6 else f"{'':>9s}"
+        ratio = f"{value / chance:9.1f}" if chance and chance >= 1e-3 else f"{'':>9s}"
         lines.append(f"{name:<52s} {value:8.3f} {chance if chance is not None else float('nan'):8.3f} {ratio}")
     lines.append("")
     lines.append("stage timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items())
