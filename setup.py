@@ -1,4 +1,5 @@
 """Install kaleido_tf: `pip install -e .` (add `[test]` for the test tools)."""
+
 import os
 
 from setuptools import find_packages, setup

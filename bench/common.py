@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 # The repository root, so that `python bench/<script>.py` imports the package without installing it.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,15 +71,17 @@ def pretrain_features(config, batch_size, seed=0, num_masked=NUM_MASKED):
         "masked_lm_ids": rng.integers(1, config.vocab_size, (b, num_masked)).astype(np.int64),
         "masked_lm_weights": np.ones((b, num_masked), np.float32),
     }
-    for (_, suffix, n) in config.level_lengths():
+    for _, suffix, n in config.level_lengths():
         feats[f"img_feature_convert_{suffix}"] = rng.uniform(0.0, 4.0, (b, n * f)).astype(np.float32)
         feats[f"img_loc_position_{suffix}"] = rng.uniform(0.0, 1.0, (b, n * 5)).astype(np.float32)
     grey_n = config.img_greymask_seq_len
     blank_n = config.img_blankmask_seq_len
     feats["img_grey_lm_ids"] = np.stack(
-        [rng.permutation(grey_n)[: config.masked_greymask_patch_num] for _ in range(b)]).astype(np.int64)
+        [rng.permutation(grey_n)[: config.masked_greymask_patch_num] for _ in range(b)]
+    ).astype(np.int64)
     feats["img_blank_lm_ids"] = np.stack(
-        [rng.permutation(blank_n)[: config.masked_blankmask_patch_num] for _ in range(b)]).astype(np.int64)
+        [rng.permutation(blank_n)[: config.masked_blankmask_patch_num] for _ in range(b)]
+    ).astype(np.int64)
     feats["img_grey_mask_gt"] = rng.uniform(0.0, 4.0, (b, config.masked_greymask_patch_num * f)).astype(np.float32)
     feats["img_rotate_gt"] = rng.integers(0, config.img_rotation_label_num, (b, 1)).astype(np.int64)
     feats["img_jigsaw_gt"] = rng.integers(0, config.img_jigsaw_label_num, (b, 1)).astype(np.int64)
@@ -125,10 +127,14 @@ def pretrain_flops(config, text_len=None, num_masked=NUM_MASKED, training=True):
         + h * h  # pooler
         + num_masked * (h * h + h * c.vocab_size)  # MLM transform + tied output
         + 2 * h  # ITM
-        + sum(n_level * h * labels for n_level, labels in (
-            (c.img_rotation_seq_len, c.img_rotation_label_num),
-            (c.img_jigsaw_seq_len, c.img_jigsaw_label_num),
-            (c.img_camouflage_seq_len, c.img_camouflage_label_num)))
+        + sum(
+            n_level * h * labels
+            for n_level, labels in (
+                (c.img_rotation_seq_len, c.img_rotation_label_num),
+                (c.img_jigsaw_seq_len, c.img_jigsaw_label_num),
+                (c.img_camouflage_seq_len, c.img_camouflage_label_num),
+            )
+        )
         + (c.masked_greymask_patch_num + c.masked_blankmask_patch_num) * h * f  # reconstruction heads
     )
     return FlopCount(enc, att, heads)
@@ -179,7 +185,7 @@ def interleaved(variants, rounds, steps, progress=True, desc="timing"):
     times = {name: [] for name in names}
     bar = tqdm(total=rounds * len(names), desc=desc, unit="run", disable=not progress, dynamic_ncols=True)
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             fn = variants[name]
             start = time.perf_counter()
@@ -215,7 +221,7 @@ def matmul_peak(sizes=(1024, 2048, 3072, 4096), repeats=5, dtype="float32"):
             start = time.perf_counter()
             matmul(a, b).numpy()
             seconds.append(time.perf_counter() - start)
-        rates[n] = 2.0 * n ** 3 / median(seconds) / 1e9
+        rates[n] = 2.0 * n**3 / median(seconds) / 1e9
     return max(rates.values()), rates
 
 
@@ -248,7 +254,8 @@ def build_peer(config, seq_len, dtype=None, mlm=True):
     )
     if mlm:
         head = keras_hub.layers.MaskedLMHead(
-            token_embedding=backbone.token_embedding, intermediate_activation="gelu", dtype=dtype)
+            token_embedding=backbone.token_embedding, intermediate_activation="gelu", dtype=dtype
+        )
         head.build((None, seq_len, config.hidden_size))
     else:
         head = keras.layers.Dense(2, dtype=dtype)
@@ -282,8 +289,12 @@ def machine_description():
         load = os.getloadavg()[0]
     except OSError:
         load = float("nan")
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_1min_at_start": round(load, 2),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_1min_at_start": round(load, 2),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
 
 
 def cpu_supports_bf16():

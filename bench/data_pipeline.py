@@ -18,8 +18,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kaleido_tf.datasets import convert_bundles, get_schema, make_bundle_dataset, make_tfrecord_dataset  # noqa: E402
-from kaleido_tf.datasets.synthetic import write_bundle  # noqa: E402
+from kaleido_tf.datasets import convert_bundles, get_schema, make_bundle_dataset, make_tfrecord_dataset
+from kaleido_tf.datasets.synthetic import write_bundle
 
 
 def _throughput(dataset, batch_size, num_batches, warmup_batches):
@@ -50,31 +50,48 @@ def main(argv=None):
     workdir = args.workdir or tempfile.mkdtemp(prefix="kaleido_bench_")
     try:
         start = time.perf_counter()
-        list_file, _ = write_bundle(os.path.join(workdir, "bundle"), schema, args.examples, num_files=args.files,
-                                    float_decimals=4)
-        bundle_bytes = sum(os.path.getsize(os.path.join(workdir, "bundle", n))
-                           for n in os.listdir(os.path.join(workdir, "bundle")))
-        print(f"generated {args.examples} examples in {args.files} TSV files: {bundle_bytes / 2**20:.0f} MiB, "
-              f"{time.perf_counter() - start:.1f} s")
+        list_file, _ = write_bundle(
+            os.path.join(workdir, "bundle"), schema, args.examples, num_files=args.files, float_decimals=4
+        )
+        bundle_bytes = sum(
+            os.path.getsize(os.path.join(workdir, "bundle", n)) for n in os.listdir(os.path.join(workdir, "bundle"))
+        )
+        print(
+            f"generated {args.examples} examples in {args.files} TSV files: {bundle_bytes / 2**20:.0f} MiB, "
+            f"{time.perf_counter() - start:.1f} s"
+        )
 
         start = time.perf_counter()
         shard_dir = os.path.join(workdir, "tfrecord")
-        counts = convert_bundles(list_file, schema, shard_dir, num_shards=args.files, feature_dtype=args.feature_dtype,
-                                 compression=args.compression, progress=False)
+        counts = convert_bundles(
+            list_file,
+            schema,
+            shard_dir,
+            num_shards=args.files,
+            feature_dtype=args.feature_dtype,
+            compression=args.compression,
+            progress=False,
+        )
         elapsed = time.perf_counter() - start
         shard_bytes = sum(os.path.getsize(os.path.join(shard_dir, n)) for n in os.listdir(shard_dir))
-        print(f"converted {counts['written']} examples to {counts['num_shards']} shards ({args.feature_dtype}): "
-              f"{shard_bytes / 2**20:.0f} MiB, {elapsed:.1f} s ({counts['written'] / elapsed:.0f} examples/s)")
+        print(
+            f"converted {counts['written']} examples to {counts['num_shards']} shards ({args.feature_dtype}): "
+            f"{shard_bytes / 2**20:.0f} MiB, {elapsed:.1f} s ({counts['written'] / elapsed:.0f} examples/s)"
+        )
 
         bundle = make_bundle_dataset(list_file, schema, args.batch_size, training=True)
         bundle_rate, bundle_time = _throughput(bundle, args.batch_size, args.bundle_batches, warmup_batches=1)
-        print(f"bundle reader:   {bundle_rate:8.0f} examples/s ({args.bundle_batches} batches of {args.batch_size} "
-              f"in {bundle_time:.1f} s)")
+        print(
+            f"bundle reader:   {bundle_rate:8.0f} examples/s ({args.bundle_batches} batches of {args.batch_size} "
+            f"in {bundle_time:.1f} s)"
+        )
 
         tfrecord = make_tfrecord_dataset(shard_dir, args.batch_size, training=True)
         tfrecord_rate, tfrecord_time = _throughput(tfrecord, args.batch_size, args.tfrecord_batches, warmup_batches=3)
-        print(f"TFRecord reader: {tfrecord_rate:8.0f} examples/s ({args.tfrecord_batches} batches of "
-              f"{args.batch_size} in {tfrecord_time:.1f} s)")
+        print(
+            f"TFRecord reader: {tfrecord_rate:8.0f} examples/s ({args.tfrecord_batches} batches of "
+            f"{args.batch_size} in {tfrecord_time:.1f} s)"
+        )
         print(f"ratio TFRecord / bundle: {tfrecord_rate / bundle_rate:.1f}x")
     finally:
         if args.workdir is None:

@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common  # noqa: E402
+import common
 
 ALL_VARIANTS = ("ours_full", "ours", "ours_cached", "peer")
 
@@ -38,8 +38,11 @@ def our_calls(config, batch_size, variants, seed=0):
     model = KaleidoBERTPretrainModel(config)
     model.build()
     feats = common.pretrain_features(config, batch_size, seed)
-    inputs = {k: tf.constant(v) for k, v in feats.items()
-              if k.startswith(("input_", "segment_ids", "img_feature_convert", "img_loc_position"))}
+    inputs = {
+        k: tf.constant(v)
+        for k, v in feats.items()
+        if k.startswith(("input_", "segment_ids", "img_feature_convert", "img_loc_position"))
+    }
     calls, notes = {}, {}
     if "ours_full" in variants:
         full = tf.function(lambda f: model(f, training=False, mode="predict")["nsp_logits"])
@@ -55,9 +58,15 @@ def our_calls(config, batch_size, variants, seed=0):
         index = np.arange(batch_size, dtype=np.int32)
         calls["ours_cached"] = lambda: scorer.score_embedded(text_emb, image_emb, index, index[::-1])
         # One-off cost of embedding the distinct texts and images, per item.
-        embed_times = common.interleaved({"text": lambda: scorer.embed_texts(texts)[0].numpy(),
-                                          "image": lambda: scorer.embed_images(images)[0].numpy()},
-                                         3, 1, progress=False)
+        embed_times = common.interleaved(
+            {
+                "text": lambda: scorer.embed_texts(texts)[0].numpy(),
+                "image": lambda: scorer.embed_images(images)[0].numpy(),
+            },
+            3,
+            1,
+            progress=False,
+        )
         notes = {f"embed_{k}_ms_per_item": 1000 * common.median(v) / batch_size for k, v in embed_times.items()}
         # The cached path gives the logits of the full call (float rounding aside).
         reference = model(inputs, training=False, mode="predict")["nsp_logits"].numpy()
@@ -73,8 +82,11 @@ def peer_call(config, batch_size, seed=0):
 
     seq_len = config.text_seq_len + common.num_patches(config)
     backbone, head = common.build_peer(config, seq_len, mlm=False)
-    x = {k: tf.constant(v) for k, v in common.peer_inputs(config, batch_size, seq_len, seed).items()
-         if k in ("token_ids", "segment_ids", "padding_mask")}
+    x = {
+        k: tf.constant(v)
+        for k, v in common.peer_inputs(config, batch_size, seq_len, seed).items()
+        if k in ("token_ids", "segment_ids", "padding_mask")
+    }
     fn = tf.function(lambda x: head(backbone(x, training=False)["pooled_output"]))
     fn(x)
     return lambda: fn(x).numpy()
@@ -92,10 +104,18 @@ def run_config(name, args):
     rows = []
     for variant in args.variants:
         seconds = common.median(times[variant])
-        flops = (common.peer_flops(config, seq_len, training=False) if variant == "peer"
-                 else common.itm_flops(config)).total
-        row = {"config": name, "variant": variant, "batch": b, "s/call": seconds, "pairs/s": b / seconds,
-               "GFLOP/s": flops * b / seconds / 1e9, "call times": [round(t, 4) for t in times[variant]]}
+        flops = (
+            common.peer_flops(config, seq_len, training=False) if variant == "peer" else common.itm_flops(config)
+        ).total
+        row = {
+            "config": name,
+            "variant": variant,
+            "batch": b,
+            "s/call": seconds,
+            "pairs/s": b / seconds,
+            "GFLOP/s": flops * b / seconds / 1e9,
+            "call times": [round(t, 4) for t in times[variant]],
+        }
         if "peer" in times and variant != "peer":
             row["x peer"] = common.paired_ratio(times, variant, "peer")
         if "ours_full" in times and variant in ("ours", "ours_cached"):
@@ -131,11 +151,23 @@ def main(argv=None):
     print(f"\nmachine: {machine}")
     print(f"matmul peak float32: {peak:.1f} GFLOP/s (before {peak_before:.1f}, after {peak_after:.1f})")
     print(f"notes: {notes}")
-    print(common.format_table(rows, ["config", "variant", "batch", "s/call", "pairs/s", "GFLOP/s", "% peak",
-                                     "x peer", "x ours_full"]))
+    print(
+        common.format_table(
+            rows, ["config", "variant", "batch", "s/call", "pairs/s", "GFLOP/s", "% peak", "x peer", "x ours_full"]
+        )
+    )
     if args.json:
-        common.write_json(args.json, {"benchmark": "inference", "machine": machine, "matmul_peak_gflops": peak,
-                                      "matmul_rates_before": rates, "notes": notes, "rows": rows})
+        common.write_json(
+            args.json,
+            {
+                "benchmark": "inference",
+                "machine": machine,
+                "matmul_peak_gflops": peak,
+                "matmul_rates_before": rates,
+                "notes": notes,
+                "rows": rows,
+            },
+        )
     return rows
 
 

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common  # noqa: E402
+import common
 
 
 def example_rows(config, count, seed=0):
@@ -30,18 +30,27 @@ def example_rows(config, count, seed=0):
 def pretrain_schema(config):
     from kaleido_tf.datasets import Schema
 
-    fields = [("input_ids", "int", config.text_seq_len), ("input_mask", "int", config.text_seq_len),
-              ("segment_ids", "int", config.text_seq_len), ("masked_lm_positions", "int", common.NUM_MASKED),
-              ("masked_lm_ids", "int", common.NUM_MASKED), ("masked_lm_weights", "float", common.NUM_MASKED)]
+    fields = [
+        ("input_ids", "int", config.text_seq_len),
+        ("input_mask", "int", config.text_seq_len),
+        ("segment_ids", "int", config.text_seq_len),
+        ("masked_lm_positions", "int", common.NUM_MASKED),
+        ("masked_lm_ids", "int", common.NUM_MASKED),
+        ("masked_lm_weights", "float", common.NUM_MASKED),
+    ]
     for _, suffix, n in config.level_lengths():
         fields.append((f"img_feature_convert_{suffix}", "float", n * config.patch_feature_size))
     for _, suffix, n in config.level_lengths():
         fields.append((f"img_loc_position_{suffix}", "float", n * 5))
-    fields += [("img_grey_lm_ids", "int", config.masked_greymask_patch_num),
-               ("img_blank_lm_ids", "int", config.masked_blankmask_patch_num),
-               ("img_grey_mask_gt", "float", config.masked_greymask_patch_num * config.patch_feature_size),
-               ("img_rotate_gt", "int", 1), ("img_jigsaw_gt", "int", 1), ("img_camouflage_gt", "int", 1),
-               ("nx_sent_labels", "int", 1)]
+    fields += [
+        ("img_grey_lm_ids", "int", config.masked_greymask_patch_num),
+        ("img_blank_lm_ids", "int", config.masked_blankmask_patch_num),
+        ("img_grey_mask_gt", "float", config.masked_greymask_patch_num * config.patch_feature_size),
+        ("img_rotate_gt", "int", 1),
+        ("img_jigsaw_gt", "int", 1),
+        ("img_camouflage_gt", "int", 1),
+        ("nx_sent_labels", "int", 1),
+    ]
     return Schema.parse(",".join(f"{n}:{t}:{length}" for n, t, length in fields))
 
 
@@ -112,17 +121,23 @@ def main(argv=None):
 
         results["tfrecord_reader_ex_per_s"] = reader_rate(tfrecord_fn(), args.batches, b)
         results["bundle_reader_ex_per_s"] = reader_rate(
-            make_bundle_dataset(list_file, schema, b, training=True, seed=1), max(args.batches // 3, 3), b)
+            make_bundle_dataset(list_file, schema, b, training=True, seed=1), max(args.batches // 3, 3), b
+        )
 
         # The Trainer's step from the reader and from constants, interleaved.
         trainer = Trainer(PretrainTask(config), os.path.join(tmp, "model"), train_steps=10**6, progress=False)
         fn = trainer.build_train_function(b)
         constant = {k: tf.constant(v) for k, v in common.pretrain_features(config, b).items()}
         from_reader = iter(trainer.strategy.distribute_datasets_from_function(tfrecord_fn))
-        from_constants = iter(trainer.strategy.distribute_datasets_from_function(
-            lambda context: tf.data.Dataset.from_tensors(constant).repeat()))
-        steps = {"step_from_tfrecord": lambda: float(fn(from_reader)["total"]),
-                 "step_from_constants": lambda: float(fn(from_constants)["total"])}
+        from_constants = iter(
+            trainer.strategy.distribute_datasets_from_function(
+                lambda context: tf.data.Dataset.from_tensors(constant).repeat()
+            )
+        )
+        steps = {
+            "step_from_tfrecord": lambda: float(fn(from_reader)["total"]),
+            "step_from_constants": lambda: float(fn(from_constants)["total"]),
+        }
         for step in steps.values():
             step()
         times = common.interleaved(steps, args.rounds, args.steps, desc=f"step {args.config} B={b}")

@@ -19,7 +19,7 @@ import types
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common  # noqa: E402
+import common
 
 ROOT = common.ROOT
 
@@ -58,7 +58,7 @@ def jax_matmul_peak(dtype, sizes=(1024, 2048, 4096, 8192), repeats=10):
             start = time.perf_counter()
             matmul(a, b).block_until_ready()
             seconds.append(time.perf_counter() - start)
-        rates[n] = 2.0 * n ** 3 / common.median(seconds) / 1e9
+        rates[n] = 2.0 * n**3 / common.median(seconds) / 1e9
     return max(rates.values()), rates
 
 
@@ -116,8 +116,11 @@ def our_train_runner(config, batch_size, policy, fused):
     optimizer.build(model.trainable_variables)
     x = _device_inputs(common.pretrain_features(config, batch_size))
     step = stateless_train_step(model, lambda out, f: pretrain_losses(out, f, config)["total"], optimizer)
-    state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
-             [v.value for v in optimizer.variables])
+    state = (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in optimizer.variables],
+    )
     return make_runner(step, state, x)
 
 
@@ -136,8 +139,7 @@ class _PeerMLM:
                 self.backbone, self.head = backbone, head
 
             def call(self, x, training=False):
-                out = self.backbone({k: x[k] for k in ("token_ids", "segment_ids", "padding_mask")},
-                                    training=training)
+                out = self.backbone({k: x[k] for k in ("token_ids", "segment_ids", "padding_mask")}, training=training)
                 if mlm:
                     return self.head(out["sequence_output"], mask_positions=x["mask_positions"])
                 return self.head(out["pooled_output"])
@@ -158,12 +160,18 @@ def peer_train_runner(config, batch_size, policy):
     x = _device_inputs(common.peer_inputs(config, batch_size, seq_len))
 
     def loss_fn(logits, f):
-        return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
-            f["mask_ids"], keras.ops.cast(logits, "float32"), from_logits=True))
+        return keras.ops.mean(
+            keras.losses.sparse_categorical_crossentropy(
+                f["mask_ids"], keras.ops.cast(logits, "float32"), from_logits=True
+            )
+        )
 
     step = stateless_train_step(peer, loss_fn, optimizer)
-    state = ([v.value for v in peer.trainable_variables], [v.value for v in peer.non_trainable_variables],
-             [v.value for v in optimizer.variables])
+    state = (
+        [v.value for v in peer.trainable_variables],
+        [v.value for v in peer.non_trainable_variables],
+        [v.value for v in optimizer.variables],
+    )
     return make_runner(step, state, x)
 
 
@@ -177,8 +185,9 @@ def inference_runner(model, call, x):
     def fn(trainable, non_trainable, x):
         from keras import StatelessScope
 
-        mapping = list(zip(model.trainable_variables, trainable)) + list(zip(model.non_trainable_variables,
-                                                                              non_trainable))
+        mapping = list(zip(model.trainable_variables, trainable)) + list(
+            zip(model.non_trainable_variables, non_trainable)
+        )
         with StatelessScope(state_mapping=mapping):
             return call(x)
 
@@ -211,8 +220,13 @@ def our_inference_runners(config, batch_size, policy, fused, variants):
 def peer_inference_runner(config, batch_size, policy):
     seq_len = config.text_seq_len + common.num_patches(config)
     peer = _PeerMLM.build(config, seq_len, policy, mlm=False)
-    x = _device_inputs({k: v for k, v in common.peer_inputs(config, batch_size, seq_len).items()
-                        if k in ("token_ids", "segment_ids", "padding_mask")})
+    x = _device_inputs(
+        {
+            k: v
+            for k, v in common.peer_inputs(config, batch_size, seq_len).items()
+            if k in ("token_ids", "segment_ids", "padding_mask")
+        }
+    )
     return inference_runner(peer, lambda f: peer(f, training=False), x)
 
 
@@ -225,8 +239,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--json", default=None)
-    parser.add_argument("--profile_dir", default=None,
-                        help="also trace 3 steps of each variant with jax.profiler into this directory")
+    parser.add_argument(
+        "--profile_dir", default=None, help="also trace 3 steps of each variant with jax.profiler into this directory"
+    )
     args = parser.parse_args(argv)
 
     import jax
@@ -236,13 +251,23 @@ def main(argv=None):
     device = str(jax.devices()[0])
     peak_bf16, rates_bf16 = jax_matmul_peak(jnp.bfloat16)
     peak_f32, rates_f32 = jax_matmul_peak(jnp.float32)
-    print(f"device {device}: matmul peak bf16 {peak_bf16:.0f} GFLOP/s {rates_bf16}; float32 (default precision) "
-          f"{peak_f32:.0f} GFLOP/s {rates_f32}", flush=True)
+    print(
+        f"device {device}: matmul peak bf16 {peak_bf16:.0f} GFLOP/s {rates_bf16}; float32 (default precision) "
+        f"{peak_f32:.0f} GFLOP/s {rates_f32}",
+        flush=True,
+    )
     if args.part == "train":
         all_variants = ("ours_f32", "ours_f32_fused", "ours_bf16", "ours_bf16_fused", "peer_f32", "peer_bf16")
     else:
-        all_variants = ("ours_full_f32", "ours_f32", "ours_full_bf16", "ours_bf16", "ours_bf16_fused",
-                        "peer_f32", "peer_bf16")
+        all_variants = (
+            "ours_full_f32",
+            "ours_f32",
+            "ours_full_bf16",
+            "ours_bf16",
+            "ours_bf16_fused",
+            "peer_f32",
+            "peer_bf16",
+        )
     variants = args.variants.split(",") if args.variants else list(all_variants)
     rows = []
     b = args.batch_size
@@ -282,26 +307,50 @@ def main(argv=None):
             seconds = common.median(seconds_list)
             bf16 = "bf16" in variant
             if args.part == "train":
-                flops = (common.peer_flops(config, seq_len) if variant.startswith("peer")
-                         else common.pretrain_flops(config)).total
+                flops = (
+                    common.peer_flops(config, seq_len) if variant.startswith("peer") else common.pretrain_flops(config)
+                ).total
             else:
-                flops = (common.peer_flops(config, seq_len, training=False) if variant.startswith("peer")
-                         else common.itm_flops(config)).total
+                flops = (
+                    common.peer_flops(config, seq_len, training=False)
+                    if variant.startswith("peer")
+                    else common.itm_flops(config)
+                ).total
             gflops = flops * b / seconds / 1e9
             peak = peak_bf16 if bf16 else peak_f32
-            row = {"config": name, "part": args.part, "variant": variant, "batch": b, "ms/step": 1000 * seconds,
-                   "ex/s": b / seconds, "GFLOP/s": gflops, "% peak": 100 * gflops / peak}
+            row = {
+                "config": name,
+                "part": args.part,
+                "variant": variant,
+                "batch": b,
+                "ms/step": 1000 * seconds,
+                "ex/s": b / seconds,
+                "GFLOP/s": gflops,
+                "% peak": 100 * gflops / peak,
+            }
             ref = peer_ref["bf16" if bf16 else "f32"]
             if ref in times and not variant.startswith("peer"):
                 row["x peer"] = common.paired_ratio(times, variant, ref)
             rows.append(row)
     print(f"\ndevice: {device}; peaks GFLOP/s: bf16 {peak_bf16:.0f}, float32 default precision {peak_f32:.0f}")
-    print(common.format_table(rows, ["config", "part", "variant", "batch", "ms/step", "ex/s", "GFLOP/s", "% peak",
-                                     "x peer"]))
+    print(
+        common.format_table(
+            rows, ["config", "part", "variant", "batch", "ms/step", "ex/s", "GFLOP/s", "% peak", "x peer"]
+        )
+    )
     if args.json:
-        common.write_json(args.json, {"device": device, "peak_bf16": peak_bf16, "peak_f32": peak_f32,
-                                      "rates_bf16": rates_bf16, "rates_f32": rates_f32, "rows": rows,
-                                      "date": time.strftime("%Y-%m-%d %H:%M")})
+        common.write_json(
+            args.json,
+            {
+                "device": device,
+                "peak_bf16": peak_bf16,
+                "peak_f32": peak_f32,
+                "rates_bf16": rates_bf16,
+                "rates_f32": rates_f32,
+                "rows": rows,
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+            },
+        )
     return rows
 
 

@@ -16,12 +16,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import numpy as np
+from PIL import Image, ImageDraw
 
-from kaleido_tf.preprocessors.feature_extractor import build_feature_extractor  # noqa: E402
-from kaleido_tf.preprocessors.foreground import ForegroundDetector  # noqa: E402
-from kaleido_tf.preprocessors.kaleido_patches import KaleidoPatchGenerator  # noqa: E402
+from kaleido_tf.preprocessors.feature_extractor import build_feature_extractor
+from kaleido_tf.preprocessors.foreground import ForegroundDetector
+from kaleido_tf.preprocessors.kaleido_patches import KaleidoPatchGenerator
 
 
 def _time_extractor(name, crop_size, patches, batch_size, feature_size):
@@ -61,8 +61,12 @@ def main(argv=None):
     except Exception:  # pragma: no cover - informative only
         devices = []
     print(f"devices: {devices}, cpu cores: {os.cpu_count()}, batch_size {args.batch_size}")
-    runs = [("resnet50", 224, args.patches), ("resnet50", 64, args.patches * 4),
-            ("pixels", 224, args.patches * 4), ("pixels", 64, args.patches * 16)]
+    runs = [
+        ("resnet50", 224, args.patches),
+        ("resnet50", 64, args.patches * 4),
+        ("pixels", 224, args.patches * 4),
+        ("pixels", 64, args.patches * 16),
+    ]
     for name, crop, n in runs:
         rate, elapsed = _time_extractor(name, crop, n, args.batch_size, args.feature_size)
         print(f"features {name:8s} crop {crop:3d}: {rate:10.1f} patches/s ({n} patches in {elapsed:.2f} s)")

@@ -24,7 +24,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common  # noqa: E402
+import common
 
 ALL_VARIANTS = ("ours", "ours_fused", "ours_xla", "ours_bf16", "peer", "peer_xla")
 
@@ -49,7 +49,8 @@ def our_steps(config, batch_size, variants, model_dir, seed=0):
 
     def iterator_for(trainer):
         dataset = trainer.strategy.distribute_datasets_from_function(
-            lambda context: tf.data.Dataset.from_tensors(features).repeat())
+            lambda context: tf.data.Dataset.from_tensors(features).repeat()
+        )
         return iter(dataset)
 
     def runner(trainer, fused, jit):
@@ -72,8 +73,13 @@ def our_steps(config, batch_size, variants, model_dir, seed=0):
         for name in wanted_f32:
             steps[name] = runner(trainer, *settings[name])
     if "ours_bf16" in variants:
-        trainer = Trainer(PretrainTask(config), os.path.join(model_dir, "bf16"), train_steps=10**6,
-                          progress=False, mixed_precision="mixed_bfloat16")
+        trainer = Trainer(
+            PretrainTask(config),
+            os.path.join(model_dir, "bf16"),
+            train_steps=10**6,
+            progress=False,
+            mixed_precision="mixed_bfloat16",
+        )
         steps["ours_bf16"] = runner(trainer, False, False)
     return steps
 
@@ -100,8 +106,11 @@ def peer_steps(config, batch_size, variants, seed=0):
         with tf.GradientTape() as tape:
             out = backbone({k: x[k] for k in ("token_ids", "segment_ids", "padding_mask")}, training=True)
             logits = head(out["sequence_output"], mask_positions=x["mask_positions"])
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                x["mask_ids"], tf.cast(logits, tf.float32), from_logits=True))
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    x["mask_ids"], tf.cast(logits, tf.float32), from_logits=True
+                )
+            )
         grads = tape.gradient(loss, variables)
         return loss, [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
 
@@ -147,8 +156,13 @@ def run_config(name, args, peak):
         per_example = peer_flops.total if variant.startswith("peer") else flops.total
         gflops = per_example * b / seconds / 1e9
         row = {
-            "config": name, "variant": variant, "batch": b, "s/step": seconds, "ex/s": b / seconds,
-            "GFLOP/s": gflops, "% peak": 100.0 * gflops / peak,
+            "config": name,
+            "variant": variant,
+            "batch": b,
+            "s/step": seconds,
+            "ex/s": b / seconds,
+            "GFLOP/s": gflops,
+            "% peak": 100.0 * gflops / peak,
             "step times": [round(t, 4) for t in times[variant]],
         }
         if "peer" in times and variant != "peer":
@@ -163,8 +177,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="base,small", help="comma-separated: base, small")
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--variants", default="ours,ours_fused,peer",
-                        help=f"comma-separated, from {', '.join(ALL_VARIANTS)}")
+    parser.add_argument(
+        "--variants", default="ours,ours_fused,peer", help=f"comma-separated, from {', '.join(ALL_VARIANTS)}"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over rounds)")
     parser.add_argument("--steps", type=int, default=2, help="steps per variant per round")
     parser.add_argument("--json", default=None, help="write the results here (atomically)")
@@ -187,16 +202,31 @@ def main(argv=None):
     for row in all_rows:  # against the better of the two peak measurements
         row["% peak"] = 100.0 * row["GFLOP/s"] / peak
     print(f"\nmachine: {machine}")
-    print(f"matmul peak float32: {peak:.1f} GFLOP/s (before {peak_before:.1f}: "
-          f"{ {k: round(v, 1) for k, v in rates.items()} }, after {peak_after:.1f})")
+    print(
+        f"matmul peak float32: {peak:.1f} GFLOP/s (before {peak_before:.1f}: "
+        f"{ {k: round(v, 1) for k, v in rates.items()} }, after {peak_after:.1f})"
+    )
     print(f"model FLOPs per example: {flop_counts}")
-    print(common.format_table(all_rows, ["config", "variant", "batch", "s/step", "ex/s", "GFLOP/s", "% peak",
-                                         "x peer", "x ours"]))
+    print(
+        common.format_table(
+            all_rows, ["config", "variant", "batch", "s/step", "ex/s", "GFLOP/s", "% peak", "x peer", "x ours"]
+        )
+    )
     if args.json:
-        common.write_json(args.json, {"benchmark": "train_step", "machine": machine, "matmul_peak_gflops": peak,
-                                      "matmul_rates_before": rates, "matmul_rates_after": rates_after,
-                                      "flops_per_example": flop_counts, "rounds": args.rounds,
-                                      "steps_per_round": args.steps, "rows": all_rows})
+        common.write_json(
+            args.json,
+            {
+                "benchmark": "train_step",
+                "machine": machine,
+                "matmul_peak_gflops": peak,
+                "matmul_rates_before": rates,
+                "matmul_rates_after": rates_after,
+                "flops_per_example": flop_counts,
+                "rounds": args.rounds,
+                "steps_per_round": args.steps,
+                "rows": all_rows,
+            },
+        )
     return all_rows
 
 

@@ -13,7 +13,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from kaleido_tf.version import __version__  # noqa: E402
+from kaleido_tf.version import __version__
 
 _LAZY = {
     "KaleidoBERTBackbone": ("kaleido_tf.model_zoo", "KaleidoBERTBackbone"),
@@ -24,8 +24,19 @@ _LAZY = {
     "from_pretrained": ("kaleido_tf.model_zoo.registry", "from_pretrained"),
 }
 _SUBMODULES = (
-    "convert", "datasets", "demo", "engines", "evaluators", "export", "layers", "losses", "model_zoo",
-    "optimizers", "preprocessors", "tasks", "utils",
+    "convert",
+    "datasets",
+    "demo",
+    "engines",
+    "evaluators",
+    "export",
+    "layers",
+    "losses",
+    "model_zoo",
+    "optimizers",
+    "preprocessors",
+    "tasks",
+    "utils",
 )
 
 

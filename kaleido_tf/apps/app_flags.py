@@ -28,9 +28,12 @@ def define_flags():
     flags.DEFINE_integer("vocab_size", 30522, "vocabulary size (checked against the model's)")
     flags.DEFINE_integer("image_feature_size", None, "total patch feature values per example (55 x 2048 = 112640)")
     flags.DEFINE_string("input_schema", None, "name:type:length,... or a preset: pretrain, finetune, retrieval")
-    flags.DEFINE_string("pretrain_model_name_or_path", None,
-                        "TF1 checkpoint (converted on the fly), converted directory, training model_dir, or a "
-                        "model-zoo name under ./checkpoints; 'random' for a random initialisation from --model_config")
+    flags.DEFINE_string(
+        "pretrain_model_name_or_path",
+        None,
+        "TF1 checkpoint (converted on the fly), converted directory, training model_dir, or a "
+        "model-zoo name under ./checkpoints; 'random' for a random initialisation from --model_config",
+    )
     flags.DEFINE_string("train_input_fp", None, "bundle list file, or a TFRecord shard directory / glob")
     flags.DEFINE_string("eval_input_fp", None, "bundle list file, or a TFRecord shard directory / glob")
     flags.DEFINE_string("predict_input_fp", None, "bundle list file, or a TFRecord shard directory / glob")
@@ -55,26 +58,49 @@ def define_flags():
     flags.DEFINE_integer("num_classes", None, "(kaleido_tf) classes of the finetuning head (default 48 / 122)")
     flags.DEFINE_string("label_map", None, "(kaleido_tf) JSON name -> id: class names and count")
     flags.DEFINE_boolean("jit_compile", False, "(kaleido_tf) XLA-compile the training step")
-    flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"],
-                      "(kaleido_tf) train under this Keras mixed-precision policy (float32 variables and losses): "
-                      "mixed_bfloat16 on GPUs/TPUs and CPUs with bfloat16 units, mixed_float16 on GPUs (dynamic "
-                      "loss scaling); unset: float32")
+    flags.DEFINE_enum(
+        "mixed_precision",
+        None,
+        ["mixed_float16", "mixed_bfloat16"],
+        "(kaleido_tf) train under this Keras mixed-precision policy (float32 variables and losses): "
+        "mixed_bfloat16 on GPUs/TPUs and CPUs with bfloat16 units, mixed_float16 on GPUs (dynamic "
+        "loss scaling); unset: float32",
+    )
     flags.DEFINE_integer("seed", 0, "(kaleido_tf) seed of initialisation, shuffling and dropout")
     flags.DEFINE_boolean("use_image_mask", False, "(kaleido_tf) attend only to patches whose image_mask is 1")
     flags.DEFINE_boolean("grey_target_per_patch", False, "(kaleido_tf) corrected grey-mask target softmax")
     flags.DEFINE_string("export_dir", None, "(kaleido_tf) SavedModel directory for --mode=export")
-    flags.DEFINE_string("vocab_file", None, "(kaleido_tf) the model's vocab.txt: packed into the export for raw-text "
-                        "scoring and captions; special token ids and decoding of --task=caption (default: the "
-                        "packaged BERT uncased vocab)")
+    flags.DEFINE_string(
+        "vocab_file",
+        None,
+        "(kaleido_tf) the model's vocab.txt: packed into the export for raw-text "
+        "scoring and captions; special token ids and decoding of --task=caption (default: the "
+        "packaged BERT uncased vocab)",
+    )
     flags.DEFINE_integer("beam_size", 1, "(kaleido_tf) --task=caption: beams of caption generation (1: greedy)")
-    flags.DEFINE_integer("max_caption_length", None, "(kaleido_tf) --task=caption: generated tokens at most, [SEP] "
-                         "included (default: the text length - 1)")
-    flags.DEFINE_float("caption_length_penalty", 0.0, "(kaleido_tf) --task=caption: GNMT length-penalty exponent "
-                       "ranking the beams (0: none)")
-    flags.DEFINE_integer("no_repeat_ngram_size", 0, "(kaleido_tf) --task=caption: never generate an n-gram of "
-                         "this size twice in a caption (0: off)")
-    flags.DEFINE_float("caption_mask_ratio", 0.3, "(kaleido_tf) --task=caption: share of caption tokens masked and "
-                       "predicted per training example")
-    flags.DEFINE_integer("caption_max_predictions", None, "(kaleido_tf) --task=caption: masked tokens per caption at "
-                         "most (default: ceil(ratio * (text length - 1)))")
+    flags.DEFINE_integer(
+        "max_caption_length",
+        None,
+        "(kaleido_tf) --task=caption: generated tokens at most, [SEP] included (default: the text length - 1)",
+    )
+    flags.DEFINE_float(
+        "caption_length_penalty",
+        0.0,
+        "(kaleido_tf) --task=caption: GNMT length-penalty exponent ranking the beams (0: none)",
+    )
+    flags.DEFINE_integer(
+        "no_repeat_ngram_size",
+        0,
+        "(kaleido_tf) --task=caption: never generate an n-gram of this size twice in a caption (0: off)",
+    )
+    flags.DEFINE_float(
+        "caption_mask_ratio",
+        0.3,
+        "(kaleido_tf) --task=caption: share of caption tokens masked and predicted per training example",
+    )
+    flags.DEFINE_integer(
+        "caption_max_predictions",
+        None,
+        "(kaleido_tf) --task=caption: masked tokens per caption at most (default: ceil(ratio * (text length - 1)))",
+    )
     flags.DEFINE_boolean("progress", True, "(kaleido_tf) progress bars")

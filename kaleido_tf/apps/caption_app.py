@@ -19,10 +19,15 @@ def build_caption_task(flags):
     config = runner.resolve_config(flags)
     try:
         return CaptionTask(
-            config, vocab_file=flags.vocab_file, mask_ratio=flags.caption_mask_ratio,
-            max_predictions=flags.caption_max_predictions, max_caption_length=flags.max_caption_length,
-            beam_size=flags.beam_size, length_penalty=flags.caption_length_penalty,
-            no_repeat_ngram_size=flags.no_repeat_ngram_size, use_image_mask=flags.use_image_mask,
+            config,
+            vocab_file=flags.vocab_file,
+            mask_ratio=flags.caption_mask_ratio,
+            max_predictions=flags.caption_max_predictions,
+            max_caption_length=flags.max_caption_length,
+            beam_size=flags.beam_size,
+            length_penalty=flags.caption_length_penalty,
+            no_repeat_ngram_size=flags.no_repeat_ngram_size,
+            use_image_mask=flags.use_image_mask,
         )
     except ValueError as e:  # a vocab or setting that does not fit the model: one line, exit status 2
         raise runner.UsageError(f"--task=caption: {e}") from None

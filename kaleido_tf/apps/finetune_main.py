@@ -18,9 +18,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
+from absl import app
 
-from kaleido_tf.apps import app_flags  # noqa: E402
+from kaleido_tf.apps import app_flags
 
 app_flags.define_flags()
 FLAGS = app_flags.FLAGS
@@ -59,8 +59,13 @@ def build_task():
     num_classes = FLAGS.num_classes or count
     if names is not None and num_classes != len(names):
         names = None if num_classes < len(names) else names + [f"class_{i}" for i in range(len(names), num_classes)]
-    return ClassificationTask(resolve_config(FLAGS), task=FLAGS.task, num_classes=num_classes, class_names=names,
-                              use_image_mask=FLAGS.use_image_mask)
+    return ClassificationTask(
+        resolve_config(FLAGS),
+        task=FLAGS.task,
+        num_classes=num_classes,
+        class_names=names,
+        use_image_mask=FLAGS.use_image_mask,
+    )
 
 
 def run_predict(task):
@@ -81,8 +86,12 @@ def run_predict(task):
     count = 0
     with atomic_write(path) as f:
         f.write("text_prod_id\timage_prod_id\tprod_img_id\tlabel\tprediction\tprobability\n")
-        for out in tqdm(trainer.predict(batches, passthrough=PREDICT_PASSTHROUGH), unit="batch",
-                        disable=not FLAGS.progress, desc=f"predict {task.name}"):
+        for out in tqdm(
+            trainer.predict(batches, passthrough=PREDICT_PASSTHROUGH),
+            unit="batch",
+            disable=not FLAGS.progress,
+            desc=f"predict {task.name}",
+        ):
             logits = out["logits"]
             probs = np.exp(logits - logits.max(-1, keepdims=True))
             probs /= probs.sum(-1, keepdims=True)

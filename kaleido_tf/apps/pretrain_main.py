@@ -14,19 +14,21 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
+from absl import app
 
-from kaleido_tf.apps import app_flags  # noqa: E402
+from kaleido_tf.apps import app_flags
 
 app_flags.define_flags()
 FLAGS = app_flags.FLAGS
+
 
 def build_task():
     from kaleido_tf.apps.runner import resolve_config
     from kaleido_tf.tasks import PretrainTask
 
-    return PretrainTask(resolve_config(FLAGS), grey_target_per_patch=FLAGS.grey_target_per_patch,
-                        use_image_mask=FLAGS.use_image_mask)
+    return PretrainTask(
+        resolve_config(FLAGS), grey_target_per_patch=FLAGS.grey_target_per_patch, use_image_mask=FLAGS.use_image_mask
+    )
 
 
 def run_retrieval(task):

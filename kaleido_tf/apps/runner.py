@@ -9,8 +9,14 @@ import sys
 import keras
 import tensorflow as tf
 
-from kaleido_tf.datasets import (get_schema, known_field_lengths, make_bundle_dataset, make_tfrecord_dataset,
-                                 read_list_file, read_schema_json)
+from kaleido_tf.datasets import (
+    get_schema,
+    known_field_lengths,
+    make_bundle_dataset,
+    make_tfrecord_dataset,
+    read_list_file,
+    read_schema_json,
+)
 from kaleido_tf.engines import Trainer, get_strategy
 from kaleido_tf.model_zoo import registry
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
@@ -37,11 +43,17 @@ def is_tfrecord_input(path):
 def input_schema(flag_value, config, path, required=True):
     """The schema for `path`: the flag (preset or string), else the TFRecord's schema.json."""
     if flag_value:
-        expected = known_field_lengths(text_seq_len=None, patch_feature_size=config.patch_feature_size,
-                                       masked_greymask_patch_num=config.masked_greymask_patch_num,
-                                       masked_blankmask_patch_num=config.masked_blankmask_patch_num)
-        expected = {k: v for k, v in expected.items() if v is not None and not k.startswith("masked_lm")
-                    and k not in ("input_ids", "input_mask", "segment_ids")}
+        expected = known_field_lengths(
+            text_seq_len=None,
+            patch_feature_size=config.patch_feature_size,
+            masked_greymask_patch_num=config.masked_greymask_patch_num,
+            masked_blankmask_patch_num=config.masked_blankmask_patch_num,
+        )
+        expected = {
+            k: v
+            for k, v in expected.items()
+            if v is not None and not k.startswith("masked_lm") and k not in ("input_ids", "input_mask", "segment_ids")
+        }
         return get_schema(flag_value, expected_lengths=expected)
     if path and is_tfrecord_input(path) and os.path.isdir(path):
         return None  # read from schema.json
@@ -77,10 +89,12 @@ def dataset_fn(path, schema, batch_size, training, seed=0, num_epochs=None):
 
     def make(context):
         if is_tfrecord_input(path):
-            return make_tfrecord_dataset(path, batch_size, training, schema=schema, num_epochs=num_epochs,
-                                         input_context=context, seed=seed)
-        return make_bundle_dataset(path, schema, batch_size, training, num_epochs=num_epochs,
-                                   input_context=context, seed=seed)
+            return make_tfrecord_dataset(
+                path, batch_size, training, schema=schema, num_epochs=num_epochs, input_context=context, seed=seed
+            )
+        return make_bundle_dataset(
+            path, schema, batch_size, training, num_epochs=num_epochs, input_context=context, seed=seed
+        )
 
     return make
 
@@ -99,11 +113,15 @@ def resolve_config(flags):
     elif flags.model_config:
         config = KaleidoBERTConfig.from_json_file(flags.model_config)
     else:
-        raise UsageError("no model config: give --pretrain_model_name_or_path (a checkpoint with config.json beside "
-                         "it, a converted directory or a model-zoo name) or --model_config")
+        raise UsageError(
+            "no model config: give --pretrain_model_name_or_path (a checkpoint with config.json beside "
+            "it, a converted directory or a model-zoo name) or --model_config"
+        )
     if flags.input_sequence_length and flags.input_sequence_length > config.max_position_embeddings:
-        raise UsageError(f"--input_sequence_length={flags.input_sequence_length} exceeds the model's "
-                         f"max_position_embeddings={config.max_position_embeddings}")
+        raise UsageError(
+            f"--input_sequence_length={flags.input_sequence_length} exceeds the model's "
+            f"max_position_embeddings={config.max_position_embeddings}"
+        )
     if flags.vocab_size and flags.vocab_size != config.vocab_size and flags["vocab_size"].present:
         raise UsageError(f"--vocab_size={flags.vocab_size} but the model's vocab_size is {config.vocab_size}")
     return config
@@ -111,12 +129,14 @@ def resolve_config(flags):
 
 def init_fn(source):
     """Initialisation from `source` when there is no checkpoint to resume; random init is announced."""
+
     def init(model):
         if not source or source == "random":
             message = "random initialisation (no --pretrain_model_name_or_path given)"
             say(f"WARNING: {message}")
             return message
         return registry.load_weights(model, source)
+
     return init
 
 
@@ -134,8 +154,10 @@ def train_steps_for(flags, per_replica_batch, num_replicas):
         return flags.train_steps
     examples = count_examples(flags.train_input_fp)
     steps = compute_train_steps(examples, flags.num_epochs, per_replica_batch * num_replicas)
-    say(f"{examples} training examples x {flags.num_epochs} epochs / global batch "
-        f"{per_replica_batch * num_replicas} -> {steps} steps")
+    say(
+        f"{examples} training examples x {flags.num_epochs} epochs / global batch "
+        f"{per_replica_batch * num_replicas} -> {steps} steps"
+    )
     return steps
 
 
@@ -146,21 +168,38 @@ def run_train_and_evaluate(task, flags, evaluate=True):
     strategy = make_strategy(flags)
     schema = input_schema(flags.input_schema, task.config, flags.train_input_fp)
     steps = train_steps_for(flags, flags.train_batch_size, strategy.num_replicas_in_sync)
-    trainer = Trainer(task, flags.model_dir, strategy, learning_rate=flags.learning_rate, train_steps=steps,
-                      warmup_ratio=flags.warmup_ratio, weight_decay=flags.weight_decay_ratio,
-                      save_steps=flags.save_steps, keep_checkpoint_max=flags.keep_checkpoint_max,
-                      log_steps=flags.log_steps, jit_compile=flags.jit_compile, progress=flags.progress,
-                      mixed_precision=flags.mixed_precision)
+    trainer = Trainer(
+        task,
+        flags.model_dir,
+        strategy,
+        learning_rate=flags.learning_rate,
+        train_steps=steps,
+        warmup_ratio=flags.warmup_ratio,
+        weight_decay=flags.weight_decay_ratio,
+        save_steps=flags.save_steps,
+        keep_checkpoint_max=flags.keep_checkpoint_max,
+        log_steps=flags.log_steps,
+        jit_compile=flags.jit_compile,
+        progress=flags.progress,
+        mixed_precision=flags.mixed_precision,
+    )
     say(trainer.initialize(init_fn(flags.pretrain_model_name_or_path)))
     train_fn = dataset_fn(flags.train_input_fp, schema, flags.train_batch_size, True, seed=flags.seed)
     eval_fn = None
     if evaluate and flags.eval_input_fp:
         eval_schema = input_schema(flags.input_schema, task.config, flags.eval_input_fp)
         eval_fn = dataset_fn(flags.eval_input_fp, eval_schema, flags.eval_batch_size, False, num_epochs=1)
-    logs = trainer.train(train_fn, flags.train_batch_size, eval_dataset_fn=eval_fn, eval_steps=flags.num_eval_steps,
-                         eval_every=flags.eval_every_steps)
-    say(f"finished at step {trainer.global_step}: " + ", ".join(
-        f"{k}={v:.4f}" for k, v in logs.items() if isinstance(v, float)))
+    logs = trainer.train(
+        train_fn,
+        flags.train_batch_size,
+        eval_dataset_fn=eval_fn,
+        eval_steps=flags.num_eval_steps,
+        eval_every=flags.eval_every_steps,
+    )
+    say(
+        f"finished at step {trainer.global_step}: "
+        + ", ".join(f"{k}={v:.4f}" for k, v in logs.items() if isinstance(v, float))
+    )
     return trainer, logs
 
 
@@ -169,18 +208,23 @@ def run_evaluate(task, flags):
     trainer = Trainer(task, flags.model_dir or flags.output_dir, make_strategy(flags), progress=False)
     say(registry.load_weights(trainer.model, weights_for_prediction(flags)))
     schema = input_schema(flags.input_schema, task.config, flags.eval_input_fp)
-    return trainer.evaluate(dataset_fn(flags.eval_input_fp, schema, flags.eval_batch_size, False, num_epochs=1),
-                            steps=flags.num_eval_steps)
+    return trainer.evaluate(
+        dataset_fn(flags.eval_input_fp, schema, flags.eval_batch_size, False, num_epochs=1), steps=flags.num_eval_steps
+    )
 
 
 def weights_for_prediction(flags):
     """--predict_checkpoint_path, else the latest checkpoint of --model_dir, else --pretrain_model_name_or_path."""
     for candidate in (flags.predict_checkpoint_path, flags.model_dir, flags.pretrain_model_name_or_path):
-        if candidate and candidate != "random" and (os.path.exists(candidate) or os.path.exists(candidate + ".index")
-                                                     or candidate in registry.MODEL_ZOO):
+        if (
+            candidate
+            and candidate != "random"
+            and (os.path.exists(candidate) or os.path.exists(candidate + ".index") or candidate in registry.MODEL_ZOO)
+        ):
             return candidate
-    raise UsageError("nothing to predict with: give --predict_checkpoint_path, --model_dir or "
-                     "--pretrain_model_name_or_path")
+    raise UsageError(
+        "nothing to predict with: give --predict_checkpoint_path, --model_dir or --pretrain_model_name_or_path"
+    )
 
 
 def build_for_prediction(task, flags):
@@ -216,6 +260,7 @@ def run_mode(task, flags, evaluation_report, predict):
 
 def main_wrapper(main):
     """Runs `main(argv)` turning usage and data errors into one clear line and exit code 2."""
+
     def wrapped(argv):
         from kaleido_tf.convert.tf1_converter import CheckpointError
         from kaleido_tf.datasets import DataError
@@ -229,6 +274,7 @@ def main_wrapper(main):
         except tf.errors.OpError as e:  # bad data found inside the input pipeline names its file and line
             print(f"error: {e.message.strip().splitlines()[0]}", file=sys.stderr)
             return 2
+
     return wrapped
 
 

@@ -1,6 +1,6 @@
 """kaleido-convert: TF1 (EasyTransfer) checkpoint -> kaleido_tf directory.
 
-    kaleido-convert --tf1_checkpoint checkpoints/pretrained/kaleidobert.ckpt-50683 --output_dir checkpoints/kaleidobert_tf2
+kaleido-convert --tf1_checkpoint checkpoints/pretrained/kaleidobert.ckpt-50683 --output_dir checkpoints/kaleidobert_tf2
 """
 
 import os
@@ -11,7 +11,9 @@ from absl import app, flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("tf1_checkpoint", None, "TF1 checkpoint prefix, .index file, or directory with a `checkpoint` file.")
+flags.DEFINE_string(
+    "tf1_checkpoint", None, "TF1 checkpoint prefix, .index file, or directory with a `checkpoint` file."
+)
 flags.DEFINE_string("output_dir", None, "Directory to write (replaced whole, atomically).")
 flags.DEFINE_string("config", None, "config.json to use; default: the one beside the checkpoint.")
 

@@ -46,7 +46,9 @@ class CheckpointMismatchError(CheckpointError):
         for name in self.unmatched:
             lines.append(f"  unmatched : checkpoint variable {name} matches no rule of the name map")
         for name, ckpt_shape, model_shape in self.mismatched:
-            lines.append(f"  shape     : {name} is {list(ckpt_shape)} in the checkpoint, {list(model_shape)} in the model")
+            lines.append(
+                f"  shape     : {name} is {list(ckpt_shape)} in the checkpoint, {list(model_shape)} in the model"
+            )
         super().__init__("\n".join(lines))
 
 
@@ -238,7 +240,6 @@ def write_name_based_checkpoint(prefix, arrays):
         shape_and_slices=[""] * len(names),
         tensors=[tf.constant(arrays[n]) for n in names],
     )
-
 
 
 def convert_tf1_checkpoint(tf1_checkpoint, output_dir, config_path=None):

@@ -13,14 +13,26 @@ Both readers yield dicts: int fields int64 [B, len], float fields float32 [B, le
 from kaleido_tf.datasets.bundle_reader import make_bundle_dataset
 from kaleido_tf.datasets.csv2tfrecord import convert_bundles
 from kaleido_tf.datasets.errors import DataError, DataFileNotFoundError
-from kaleido_tf.datasets.schema import (KNOWN_FIELD_LENGTHS, SCHEMA_PRESETS, FieldSpec, Schema, get_schema,
-                                        known_field_lengths)
 from kaleido_tf.datasets.itm_negatives import with_itm_negatives
+from kaleido_tf.datasets.schema import (
+    KNOWN_FIELD_LENGTHS,
+    SCHEMA_PRESETS,
+    FieldSpec,
+    Schema,
+    get_schema,
+    known_field_lengths,
+)
 from kaleido_tf.datasets.sources import read_list_file
 from kaleido_tf.datasets.tfrecord_reader import find_tfrecord_files, make_tfrecord_dataset
-from kaleido_tf.datasets.tfrecord_writer import (TFRecordMetadata, TFRecordShardWriter, encode_example,
-                                                 read_schema_json, shard_filename, validate_example,
-                                                 write_schema_json)
+from kaleido_tf.datasets.tfrecord_writer import (
+    TFRecordMetadata,
+    TFRecordShardWriter,
+    encode_example,
+    read_schema_json,
+    shard_filename,
+    validate_example,
+    write_schema_json,
+)
 from kaleido_tf.datasets.tsv_parser import parse_tsv_line
 
 __all__ = [

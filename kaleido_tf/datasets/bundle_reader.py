@@ -14,8 +14,14 @@ import tensorflow as tf
 
 from kaleido_tf.datasets.line_parser import cached_line_parser, raise_on_error
 from kaleido_tf.datasets.schema import KNOWN_FIELD_LENGTHS, get_schema
-from kaleido_tf.datasets.sources import (finish_pipeline, is_deterministic, pipeline_options, read_list_file,
-                                         resolve_sharding, sharded_records)
+from kaleido_tf.datasets.sources import (
+    finish_pipeline,
+    is_deterministic,
+    pipeline_options,
+    read_list_file,
+    resolve_sharding,
+    sharded_records,
+)
 from kaleido_tf.datasets.tsv_parser import parse_tsv_line
 
 __all__ = ["make_bundle_dataset", "parse_tsv_line"]
@@ -37,9 +43,20 @@ def _open_text_file(path):
     return lines.enumerate(start=1).map(lambda number, line: (path, number, line))
 
 
-def make_bundle_dataset(list_file, schema, batch_size, training, num_epochs=None, input_context=None,
-                        shuffle_buffer=256, drop_remainder=None, num_workers=None, worker_index=None, seed=None,
-                        expected_lengths=KNOWN_FIELD_LENGTHS):
+def make_bundle_dataset(
+    list_file,
+    schema,
+    batch_size,
+    training,
+    num_epochs=None,
+    input_context=None,
+    shuffle_buffer=256,
+    drop_remainder=None,
+    num_workers=None,
+    worker_index=None,
+    seed=None,
+    expected_lengths=KNOWN_FIELD_LENGTHS,
+):
     """Batched dict dataset from bundle TSV files.
 
     Args:
@@ -69,8 +86,9 @@ def make_bundle_dataset(list_file, schema, batch_size, training, num_epochs=None
     files = read_list_file(list_file)
     lines = sharded_records((files,), _open_text_file, training, num_shards, shard_index, seed=seed)
     lines = finish_pipeline(lines, training, num_epochs, shuffle_buffer, seed)
-    dataset = lines.map(_parse_and_check(schema), num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=is_deterministic(training, seed))
+    dataset = lines.map(
+        _parse_and_check(schema), num_parallel_calls=tf.data.AUTOTUNE, deterministic=is_deterministic(training, seed)
+    )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset.with_options(pipeline_options(training, seed))

@@ -27,9 +27,16 @@ from kaleido_tf.datasets.errors import DataError
 from kaleido_tf.datasets.line_parser import cached_line_parser
 from kaleido_tf.datasets.schema import KNOWN_FIELD_LENGTHS, Schema, get_schema
 from kaleido_tf.datasets.sources import read_list_file
-from kaleido_tf.datasets.tfrecord_writer import (SCHEMA_JSON, SHARD_RE, TFRecordShardWriter, _check_feature_dtype,
-                                                 encode_example, normalize_compression, shard_filename,
-                                                 write_schema_json)
+from kaleido_tf.datasets.tfrecord_writer import (
+    SCHEMA_JSON,
+    SHARD_RE,
+    TFRecordShardWriter,
+    _check_feature_dtype,
+    encode_example,
+    normalize_compression,
+    shard_filename,
+    write_schema_json,
+)
 from kaleido_tf.utils.io import atomic_directory, atomic_write_text
 
 REJECTED_TSV = "rejected.tsv"
@@ -90,7 +97,7 @@ def default_num_workers():
 def _reason(error):
     text = str(error)
     if error.source and text.startswith(error.source + ": "):
-        text = text[len(error.source) + 2:]
+        text = text[len(error.source) + 2 :]
     return " ".join(text.split())
 
 
@@ -125,8 +132,12 @@ def _parsed_lines(segments, schema):
     parse_line = cached_line_parser(schema)
     chunks = tf.data.Dataset.from_generator(
         lambda: _shard_lines(segments),
-        output_signature=(tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64),
-                          tf.TensorSpec([None], tf.string)))
+        output_signature=(
+            tf.TensorSpec([None], tf.string),
+            tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([None], tf.string),
+        ),
+    )
 
     @tf.autograph.experimental.do_not_convert
     def parse(path, number, line):
@@ -136,8 +147,9 @@ def _parsed_lines(segments, schema):
     return parsed.prefetch(4)
 
 
-def convert_shard(shard, num_shards, segments, output_dir, schema_string, feature_dtype, compression, lenient,
-                  progress=None):
+def convert_shard(
+    shard, num_shards, segments, output_dir, schema_string, feature_dtype, compression, lenient, progress=None
+):
     """Writes one shard; returns (shard, lines read, examples written, [(path, line, reason), ...])."""
     schema = Schema.parse(schema_string)
     path = os.path.join(output_dir, shard_filename(shard, num_shards, compression))
@@ -195,13 +207,15 @@ def _run_tasks(tasks, num_workers, bar):
         return
     context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork() reliably
     counter, stop = context.Value("q", 0), context.Event()
-    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context, initializer=_init_worker,
-                                                initargs=(counter, stop)) as executor:
+    with concurrent.futures.ProcessPoolExecutor(
+        num_workers, mp_context=context, initializer=_init_worker, initargs=(counter, stop)
+    ) as executor:
         pending = {executor.submit(_convert_shard_in_worker, task) for task in tasks}
         try:
             while pending:
-                done, pending = concurrent.futures.wait(pending, timeout=0.25,
-                                                        return_when=concurrent.futures.FIRST_COMPLETED)
+                done, pending = concurrent.futures.wait(
+                    pending, timeout=0.25, return_when=concurrent.futures.FIRST_COMPLETED
+                )
                 bar.update(counter.value - bar.n)
                 for future in done:
                     yield future.result()  # re-raises a worker's DataError
@@ -220,15 +234,28 @@ def _check_output_dir(path):
         return
     if not os.path.isdir(path):
         raise ValueError(f"output_dir {path} exists and is not a directory")
-    foreign = sorted(name for name in os.listdir(path)
-                     if name not in (SCHEMA_JSON, REJECTED_TSV) and not SHARD_RE.match(name))
+    foreign = sorted(
+        name for name in os.listdir(path) if name not in (SCHEMA_JSON, REJECTED_TSV) and not SHARD_RE.match(name)
+    )
     if foreign:
-        raise ValueError(f"output_dir {path} holds files that a conversion did not write ({', '.join(foreign[:3])}"
-                         f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new directory")
+        raise ValueError(
+            f"output_dir {path} holds files that a conversion did not write ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new directory"
+        )
 
 
-def convert_bundles(input_fp, input_schema, output_dir, num_shards=None, feature_dtype="float16", compression=None,
-                    lenient=False, num_workers=None, progress=True, expected_lengths=KNOWN_FIELD_LENGTHS):
+def convert_bundles(
+    input_fp,
+    input_schema,
+    output_dir,
+    num_shards=None,
+    feature_dtype="float16",
+    compression=None,
+    lenient=False,
+    num_workers=None,
+    progress=True,
+    expected_lengths=KNOWN_FIELD_LENGTHS,
+):
     """Converts the data files named by list file `input_fp` to TFRecord shards in `output_dir`.
 
     Args:
@@ -276,10 +303,13 @@ def convert_bundles(input_fp, input_schema, output_dir, num_shards=None, feature
     lines_read = written = 0
     rejected = []
     with atomic_directory(output_dir) as tmp_dir:
-        tasks = [(shard, num_shards, segments, tmp_dir, schema.to_string(), feature_dtype, compression, lenient)
-                 for shard, segments in enumerate(plans)]
-        with tqdm(total=total, unit="line", desc=f"converting ({num_workers} workers)", disable=not progress,
-                  smoothing=0.1) as bar:
+        tasks = [
+            (shard, num_shards, segments, tmp_dir, schema.to_string(), feature_dtype, compression, lenient)
+            for shard, segments in enumerate(plans)
+        ]
+        with tqdm(
+            total=total, unit="line", desc=f"converting ({num_workers} workers)", disable=not progress, smoothing=0.1
+        ) as bar:
             for _, shard_read, shard_written, shard_rejected in _run_tasks(tasks, num_workers, bar):
                 lines_read += shard_read
                 written += shard_written
@@ -288,32 +318,61 @@ def convert_bundles(input_fp, input_schema, output_dir, num_shards=None, feature
         if lenient:
             order = {path: index for index, path in enumerate(files)}
             rejected.sort(key=lambda item: (order[item[0]], item[1]))
-            atomic_write_text(os.path.join(tmp_dir, REJECTED_TSV),
-                              "file\tline\treason\n" + "".join(f"{p}\t{n}\t{r}\n" for p, n, r in rejected))
-        write_schema_json(tmp_dir, schema, feature_dtype, compression, num_examples=written,
-                          num_shards=num_shards, lines_read=lines_read, lines_rejected=len(rejected))
-    return {"lines_read": lines_read, "written": written, "rejected": len(rejected), "num_shards": num_shards,
-            "output_dir": output_dir}
+            atomic_write_text(
+                os.path.join(tmp_dir, REJECTED_TSV),
+                "file\tline\treason\n" + "".join(f"{p}\t{n}\t{r}\n" for p, n, r in rejected),
+            )
+        write_schema_json(
+            tmp_dir,
+            schema,
+            feature_dtype,
+            compression,
+            num_examples=written,
+            num_shards=num_shards,
+            lines_read=lines_read,
+            lines_rejected=len(rejected),
+        )
+    return {
+        "lines_read": lines_read,
+        "written": written,
+        "rejected": len(rejected),
+        "num_shards": num_shards,
+        "output_dir": output_dir,
+    }
 
 
 def _parser():
     parser = argparse.ArgumentParser(
         prog="kaleido-csv2tfrecord",
-        description="Convert bundle TSV data (a list file naming TSV files) to TFRecord shards.")
+        description="Convert bundle TSV data (a list file naming TSV files) to TFRecord shards.",
+    )
     parser.add_argument("--input_fp", required=True, help="list file naming one TSV data file per line")
-    parser.add_argument("--input_schema", required=True,
-                        help="preset (pretrain, finetune, retrieval) or name:type:length,... string")
+    parser.add_argument(
+        "--input_schema", required=True, help="preset (pretrain, finetune, retrieval) or name:type:length,... string"
+    )
     parser.add_argument("--output_dir", required=True, help="directory for the shards and schema.json")
-    parser.add_argument("--num_shards", type=int, default=None,
-                        help=f"number of shards (default: max(workers, lines / {EXAMPLES_PER_SHARD}))")
-    parser.add_argument("--feature_dtype", choices=("float16", "float32"), default="float16",
-                        help="storage type of patch-feature fields")
+    parser.add_argument(
+        "--num_shards",
+        type=int,
+        default=None,
+        help=f"number of shards (default: max(workers, lines / {EXAMPLES_PER_SHARD}))",
+    )
+    parser.add_argument(
+        "--feature_dtype",
+        choices=("float16", "float32"),
+        default="float16",
+        help="storage type of patch-feature fields",
+    )
     parser.add_argument("--compression", type=str.upper, choices=("GZIP", "NONE"), default="NONE")
-    parser.add_argument("--lenient", action="store_true",
-                        help="write bad lines to rejected.tsv instead of stopping at the first one")
+    parser.add_argument(
+        "--lenient", action="store_true", help="write bad lines to rejected.tsv instead of stopping at the first one"
+    )
     parser.add_argument("--num_workers", type=int, default=None, help="worker processes (default: CPUs / 4, 1 to 8)")
-    parser.add_argument("--no_length_check", action="store_true",
-                        help="accept field lengths that differ from the base model (custom configurations)")
+    parser.add_argument(
+        "--no_length_check",
+        action="store_true",
+        help="accept field lengths that differ from the base model (custom configurations)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -323,15 +382,24 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         counts = convert_bundles(
-            args.input_fp, args.input_schema, args.output_dir, num_shards=args.num_shards,
-            feature_dtype=args.feature_dtype, compression=args.compression, lenient=args.lenient,
-            num_workers=args.num_workers, progress=not args.quiet,
-            expected_lengths=None if args.no_length_check else KNOWN_FIELD_LENGTHS)
+            args.input_fp,
+            args.input_schema,
+            args.output_dir,
+            num_shards=args.num_shards,
+            feature_dtype=args.feature_dtype,
+            compression=args.compression,
+            lenient=args.lenient,
+            num_workers=args.num_workers,
+            progress=not args.quiet,
+            expected_lengths=None if args.no_length_check else KNOWN_FIELD_LENGTHS,
+        )
     except (DataError, ValueError, OSError) as error:
         print(f"kaleido-csv2tfrecord: error: {error}", file=sys.stderr)
         return 1
-    message = (f"lines read: {counts['lines_read']}, written: {counts['written']}, rejected: {counts['rejected']}"
-               f" -> {counts['num_shards']} shards in {counts['output_dir']}")
+    message = (
+        f"lines read: {counts['lines_read']}, written: {counts['written']}, rejected: {counts['rejected']}"
+        f" -> {counts['num_shards']} shards in {counts['output_dir']}"
+    )
     if counts["rejected"]:
         message += f" (rejected lines: {os.path.join(counts['output_dir'], REJECTED_TSV)})"
     print(message)

@@ -13,8 +13,16 @@ labelled 0.
 
 import tensorflow as tf
 
-TEXT_SIDE = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights",
-             "text_prod_id", "prod_desc")
+TEXT_SIDE = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "masked_lm_weights",
+    "text_prod_id",
+    "prod_desc",
+)
 
 
 def roll_text_side(batch, swap, shift):

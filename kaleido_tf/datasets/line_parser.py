@@ -66,13 +66,15 @@ def make_line_parser(schema):
             return tf.reshape(text, [1]), tf.constant("")
 
         def slow():
-            value, error = tf.numpy_function(_python_field(spec), [text, path, line_number],
-                                             [_TF_DTYPES[spec.dtype], tf.string], stateful=False)
+            value, error = tf.numpy_function(
+                _python_field(spec), [text, path, line_number], [_TF_DTYPES[spec.dtype], tf.string], stateful=False
+            )
             return tf.reshape(value, [spec.length]), tf.reshape(error, [])
 
         tokens = tf.strings.split(text, ",")  # [n]
-        clean = tf.logical_and(tf.strings.regex_full_match(text, _LIST_PATTERNS[spec.dtype]),
-                               tf.equal(tf.size(tokens), spec.length))
+        clean = tf.logical_and(
+            tf.strings.regex_full_match(text, _LIST_PATTERNS[spec.dtype]), tf.equal(tf.size(tokens), spec.length)
+        )
 
         def fast():
             value = tf.reshape(tf.strings.to_number(tokens, _TF_DTYPES[spec.dtype]), [spec.length])
@@ -94,16 +96,20 @@ def make_line_parser(schema):
 
     def wrong_field_count(line, path, line_number):
         error = tf.numpy_function(_python_line_error(schema), [line, path, line_number], tf.string, stateful=False)
-        placeholders = tuple(tf.zeros([spec.length], _TF_DTYPES[spec.dtype]) if spec.dtype != "str"
-                             else tf.constant([""]) for spec in fields)
+        placeholders = tuple(
+            tf.zeros([spec.length], _TF_DTYPES[spec.dtype]) if spec.dtype != "str" else tf.constant([""])
+            for spec in fields
+        )
         return placeholders + (tf.reshape(error, []),)
 
     @tf.autograph.experimental.do_not_convert
     def parse(path, line_number, line):
         parts = tf.strings.split(line, "\t")  # [num_fields] for a good line
-        outputs = tf.cond(tf.equal(tf.size(parts), len(fields)),
-                          lambda: all_fields(parts, path, line_number),
-                          lambda: wrong_field_count(line, path, line_number))
+        outputs = tf.cond(
+            tf.equal(tf.size(parts), len(fields)),
+            lambda: all_fields(parts, path, line_number),
+            lambda: wrong_field_count(line, path, line_number),
+        )
         values = {}
         for spec, value in zip(fields, outputs[:-1]):
             value.set_shape([spec.length])

@@ -42,15 +42,15 @@ class FieldSpec:
         if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < 1:
             raise ValueError(f"field {self.name!r}: length must be a positive integer, got {self.length!r}")
         if self.dtype == "str" and self.length != 1:
-            raise ValueError(f"field {self.name!r}: a str field holds one string, so its length must be 1, "
-                             f"got {self.length}")
+            raise ValueError(
+                f"field {self.name!r}: a str field holds one string, so its length must be 1, got {self.length}"
+            )
 
     @property
     def is_feature(self):
         """True for patch-feature fields: float fields of at least FEATURE_MIN_LENGTH values, except patch
         positions (`img_loc_position_*`, kept exact). TFRecord shards store them as raw bytes."""
-        return (self.dtype == "float" and self.length >= FEATURE_MIN_LENGTH
-                and not self.name.startswith(POSITION_PREFIX))
+        return self.dtype == "float" and self.length >= FEATURE_MIN_LENGTH and not self.name.startswith(POSITION_PREFIX)
 
     def to_string(self):
         return f"{self.name}:{self.dtype}:{self.length}"
@@ -94,13 +94,16 @@ class Schema:
             name, dtype, length_text = parts
             dtype = _TYPE_ALIASES.get(dtype, dtype)
             if dtype not in DTYPES:
-                raise ValueError(f"input schema item {index} {item!r}: unknown type {parts[1]!r} for field "
-                                 f"{name!r}; expected int, float or str")
+                raise ValueError(
+                    f"input schema item {index} {item!r}: unknown type {parts[1]!r} for field "
+                    f"{name!r}; expected int, float or str"
+                )
             # (at most 18 significant digits: python refuses int() of over 4300 digits)
-            if (not re.fullmatch(r"[0-9]+", length_text) or len(length_text.lstrip("0")) > 18
-                    or int(length_text) < 1):
-                raise ValueError(f"input schema item {index} {item!r}: length {length_text!r} of field {name!r} "
-                                 f"is not a positive integer")
+            if not re.fullmatch(r"[0-9]+", length_text) or len(length_text.lstrip("0")) > 18 or int(length_text) < 1:
+                raise ValueError(
+                    f"input schema item {index} {item!r}: length {length_text!r} of field {name!r} "
+                    f"is not a positive integer"
+                )
             try:
                 fields.append(FieldSpec(name, dtype, int(length_text)))
             except ValueError as error:
@@ -150,9 +153,11 @@ class Schema:
             want = expected.get(spec.name)
             if want is not None and spec.length != want:
                 hint = _LENGTH_HINTS.get(spec.name, "")
-                raise ValueError(f"field {spec.name!r} has length {spec.length} in the input schema, but the model "
-                                 f"expects {want}{hint}. Fix the schema (or pass expected_lengths=None to skip "
-                                 f"this check for a non-standard configuration).")
+                raise ValueError(
+                    f"field {spec.name!r} has length {spec.length} in the input schema, but the model "
+                    f"expects {want}{hint}. Fix the schema (or pass expected_lengths=None to skip "
+                    f"this check for a non-standard configuration)."
+                )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -163,12 +168,20 @@ _LEVELS = (("rotation", 1), ("jigsaw", 4), ("camouflage", 9), ("grey_mask", 16),
 _POSITION_SIZE = 5  # [x1, x2, y1, y2, w*h] per patch
 
 
-def known_field_lengths(text_seq_len=64, max_predictions_per_seq=10, patch_feature_size=2048,
-                        masked_greymask_patch_num=2, masked_blankmask_patch_num=3):
+def known_field_lengths(
+    text_seq_len=64,
+    max_predictions_per_seq=10,
+    patch_feature_size=2048,
+    masked_greymask_patch_num=2,
+    masked_blankmask_patch_num=3,
+):
     """Expected length of every known field for a configuration (defaults: the base model)."""
     lengths = {
-        "input_ids": text_seq_len, "input_mask": text_seq_len, "segment_ids": text_seq_len,
-        "masked_lm_positions": max_predictions_per_seq, "masked_lm_ids": max_predictions_per_seq,
+        "input_ids": text_seq_len,
+        "input_mask": text_seq_len,
+        "segment_ids": text_seq_len,
+        "masked_lm_positions": max_predictions_per_seq,
+        "masked_lm_ids": max_predictions_per_seq,
         "masked_lm_weights": max_predictions_per_seq,
     }
     for level, patches in _LEVELS:
@@ -176,16 +189,26 @@ def known_field_lengths(text_seq_len=64, max_predictions_per_seq=10, patch_featu
     lengths["image_mask"] = sum(patches for _, patches in _LEVELS)
     for level, patches in _LEVELS:
         lengths[f"img_loc_position_{level}"] = patches * _POSITION_SIZE
-    lengths.update({
-        "img_subtasks_flag": 1,
-        "img_grey_lm_ids": masked_greymask_patch_num,
-        "img_blank_lm_ids": masked_blankmask_patch_num,
-        "img_rotate_gt": 1, "img_jigsaw_gt": 1, "img_camouflage_gt": 1,
-        "img_grey_mask_gt": masked_greymask_patch_num * patch_feature_size,
-        "nx_sent_labels": 1,
-        "text_prod_id": 1, "prod_desc": 1, "image_prod_id": 1, "prod_img_id": 1,
-        "img_category": 1, "img_category_id": 1, "img_subcategory": 1, "img_subcategory_id": 1,
-    })
+    lengths.update(
+        {
+            "img_subtasks_flag": 1,
+            "img_grey_lm_ids": masked_greymask_patch_num,
+            "img_blank_lm_ids": masked_blankmask_patch_num,
+            "img_rotate_gt": 1,
+            "img_jigsaw_gt": 1,
+            "img_camouflage_gt": 1,
+            "img_grey_mask_gt": masked_greymask_patch_num * patch_feature_size,
+            "nx_sent_labels": 1,
+            "text_prod_id": 1,
+            "prod_desc": 1,
+            "image_prod_id": 1,
+            "prod_img_id": 1,
+            "img_category": 1,
+            "img_category_id": 1,
+            "img_subcategory": 1,
+            "img_subcategory_id": 1,
+        }
+    )
     return lengths
 
 
@@ -196,9 +219,9 @@ _LENGTH_HINTS = {
     for level, patches in _LEVELS
 }
 _LENGTH_HINTS["img_loc_position_camouflage"] += " (the released run scripts declare 35, which is too short)"
-_LENGTH_HINTS.update({
-    f"img_feature_convert_{level}": f" ({patches} patches x the patch feature size)" for level, patches in _LEVELS
-})
+_LENGTH_HINTS.update(
+    {f"img_feature_convert_{level}": f" ({patches} patches x the patch feature size)" for level, patches in _LEVELS}
+)
 
 
 def _fields(*items):
@@ -211,19 +234,47 @@ def _fields(*items):
 
 
 _TEXT = ("input_ids", "input_mask", "segment_ids")
-_IMAGE = (tuple(f"img_feature_convert_{level}" for level, _ in _LEVELS) + ("image_mask",)
-          + tuple(f"img_loc_position_{level}" for level, _ in _LEVELS))
+_IMAGE = (
+    tuple(f"img_feature_convert_{level}" for level, _ in _LEVELS)
+    + ("image_mask",)
+    + tuple(f"img_loc_position_{level}" for level, _ in _LEVELS)
+)
 
 SCHEMA_PRESETS = {
-    "pretrain": Schema(_fields(
-        *_TEXT, "masked_lm_positions", "masked_lm_ids", "masked_lm_weights", *_IMAGE,
-        "img_subtasks_flag", "img_grey_lm_ids", "img_blank_lm_ids", "img_rotate_gt", "img_jigsaw_gt",
-        "img_camouflage_gt", "img_grey_mask_gt", "nx_sent_labels")),
-    "finetune": Schema(_fields(
-        "text_prod_id", *_TEXT, "prod_desc", "image_prod_id", "prod_img_id", *_IMAGE,
-        "img_category", "img_category_id", "img_subcategory", "img_subcategory_id")),
-    "retrieval": Schema(_fields(
-        "text_prod_id", *_TEXT, "prod_desc", "nx_sent_labels", "image_prod_id", "prod_img_id", *_IMAGE)),
+    "pretrain": Schema(
+        _fields(
+            *_TEXT,
+            "masked_lm_positions",
+            "masked_lm_ids",
+            "masked_lm_weights",
+            *_IMAGE,
+            "img_subtasks_flag",
+            "img_grey_lm_ids",
+            "img_blank_lm_ids",
+            "img_rotate_gt",
+            "img_jigsaw_gt",
+            "img_camouflage_gt",
+            "img_grey_mask_gt",
+            "nx_sent_labels",
+        )
+    ),
+    "finetune": Schema(
+        _fields(
+            "text_prod_id",
+            *_TEXT,
+            "prod_desc",
+            "image_prod_id",
+            "prod_img_id",
+            *_IMAGE,
+            "img_category",
+            "img_category_id",
+            "img_subcategory",
+            "img_subcategory_id",
+        )
+    ),
+    "retrieval": Schema(
+        _fields("text_prod_id", *_TEXT, "prod_desc", "nx_sent_labels", "image_prod_id", "prod_img_id", *_IMAGE)
+    ),
 }
 
 
@@ -240,8 +291,10 @@ def get_schema(name_or_string, expected_lengths=KNOWN_FIELD_LENGTHS):
     elif name_or_string.strip() in SCHEMA_PRESETS:
         schema = SCHEMA_PRESETS[name_or_string.strip()]
     elif ":" not in name_or_string:
-        raise ValueError(f"unknown schema preset {name_or_string!r}; presets: {', '.join(SCHEMA_PRESETS)} "
-                         f"(or give a name:type:length,... string)")
+        raise ValueError(
+            f"unknown schema preset {name_or_string!r}; presets: {', '.join(SCHEMA_PRESETS)} "
+            f"(or give a name:type:length,... string)"
+        )
     else:
         schema = Schema.parse(name_or_string)
     if expected_lengths is not None:

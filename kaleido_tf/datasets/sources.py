@@ -72,8 +72,9 @@ def resolve_sharding(input_context=None, num_workers=None, worker_index=None):
     if num_workers is None or worker_index is None:
         raise ValueError("num_workers and worker_index go together")
     if num_workers < 1 or not 0 <= worker_index < num_workers:
-        raise ValueError(f"worker_index must be in [0, num_workers): got worker_index={worker_index}, "
-                         f"num_workers={num_workers}")
+        raise ValueError(
+            f"worker_index must be in [0, num_workers): got worker_index={worker_index}, num_workers={num_workers}"
+        )
     return int(num_workers), int(worker_index)
 
 
@@ -98,8 +99,7 @@ def sharded_records(file_table, open_file, training, num_shards, shard_index, cy
         files = files.shard(num_shards, shard_index)
         num_files = len(range(shard_index, num_files, num_shards))
     if training and num_files > 1:
-        files = files.shuffle(num_files, seed=_LINE_SHARDING_SEED if by_record else seed,
-                              reshuffle_each_iteration=True)
+        files = files.shuffle(num_files, seed=_LINE_SHARDING_SEED if by_record else seed, reshuffle_each_iteration=True)
     # Evaluation reads the files one after the other: examples come in list order, then line order (the
     # converter keeps that order across shards, so both formats yield the same sequence).
     records = files.interleave(

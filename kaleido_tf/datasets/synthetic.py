@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-_STRINGS = ("dress", "Bluse mit Rüschen", "连衣裙", "t-shirt, cotton", "a \"quoted\" name")
+_STRINGS = ("dress", "Bluse mit Rüschen", "连衣裙", "t-shirt, cotton", 'a "quoted" name')
 
 
 def random_example(schema, rng, float_decimals=None):
@@ -47,8 +47,7 @@ def _format_floats(values, float_decimals):
             table = np.array([f"{k / scale:.{float_decimals}f}" for k in range(4 * scale + 1)])
             _DECIMAL_TABLES[float_decimals] = table
         codes = np.rint(values.astype(np.float64) * scale).astype(np.int64)
-        if codes.min() >= 0 and codes.max() <= 4 * scale and np.array_equal(
-                (codes / scale).astype(np.float32), values):
+        if codes.min() >= 0 and codes.max() <= 4 * scale and np.array_equal((codes / scale).astype(np.float32), values):
             return ",".join(table[codes].tolist())
     # 9 significant digits read back to the same float32.
     return ",".join(f"{v:.9g}" for v in values.tolist())
@@ -73,8 +72,17 @@ def format_tsv_line(example, schema, base64_fields=(), float_decimals=None):
     return "\t".join(columns)
 
 
-def write_bundle(directory, schema, num_lines, num_files=1, seed=0, base64_fields=(), float_decimals=None,
-                 list_name="list.txt", examples=None):
+def write_bundle(
+    directory,
+    schema,
+    num_lines,
+    num_files=1,
+    seed=0,
+    base64_fields=(),
+    float_decimals=None,
+    list_name="list.txt",
+    examples=None,
+):
     """Writes `num_files` TSV data files and a list file naming them (relative paths) into `directory`.
 
     Returns (list file path, examples in file order then line order). Pass `examples` to write given

@@ -16,10 +16,21 @@ import tensorflow as tf
 
 from kaleido_tf.datasets.errors import DataError, DataFileNotFoundError
 from kaleido_tf.datasets.schema import Schema, get_schema
-from kaleido_tf.datasets.sources import (finish_pipeline, is_deterministic, pipeline_options, resolve_sharding,
-                                         sharded_records)
-from kaleido_tf.datasets.tfrecord_writer import (SCHEMA_JSON, SHARD_RE, _check_feature_dtype, field_encoding,
-                                                 normalize_compression, read_schema_json)
+from kaleido_tf.datasets.sources import (
+    finish_pipeline,
+    is_deterministic,
+    pipeline_options,
+    resolve_sharding,
+    sharded_records,
+)
+from kaleido_tf.datasets.tfrecord_writer import (
+    SCHEMA_JSON,
+    SHARD_RE,
+    _check_feature_dtype,
+    field_encoding,
+    normalize_compression,
+    read_schema_json,
+)
 
 __all__ = ["make_tfrecord_dataset", "find_tfrecord_files"]
 
@@ -33,11 +44,13 @@ def _check_complete_shard_set(directory, names):
         totals.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
     if len(totals) > 1:
         raise DataError(f"{directory} mixes shard sets of {sorted(totals)} shards; remove the stale shards")
-    (total, present), = totals.items()
+    ((total, present),) = totals.items()
     for index in range(total):
         if index not in present:
-            raise DataError(f"{directory}: shard part-{index:05d}-of-{total:05d} is missing "
-                            f"({len(present)} of {total} shards present)")
+            raise DataError(
+                f"{directory}: shard part-{index:05d}-of-{total:05d} is missing "
+                f"({len(present)} of {total} shards present)"
+            )
 
 
 def find_tfrecord_files(files_or_dir_or_pattern):
@@ -83,8 +96,7 @@ def _expected_sizes(files, compression):
             f.seek(length - 4)
             trailer = f.read(4)
         if magic != b"\x1f\x8b":
-            raise DataError(f"TFRecord file {path} is not GZIP-compressed (bad magic bytes), but compression is "
-                            f"GZIP")
+            raise DataError(f"TFRecord file {path} is not GZIP-compressed (bad magic bytes), but compression is GZIP")
         sizes.append(int.from_bytes(trailer, "little"))
     return np.array(sizes, dtype=np.int64)
 
@@ -112,8 +124,10 @@ def _checked_file_reader(compression, verify):
             def fail():
                 message = tf.strings.format(
                     "TFRecord file {} is truncated or corrupt: its readable records span {} bytes, expected {}"
-                    + (" (gzip size mod 2^32)" if compression else "") + "; see the DataLossError logged above",
-                    (path, seen, expected))
+                    + (" (gzip size mod 2^32)" if compression else "")
+                    + "; see the DataLossError logged above",
+                    (path, seen, expected),
+                )
                 with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
                     return tf.identity(ok)
 
@@ -152,9 +166,11 @@ def _batch_parser(schema, encodings):
                 raw_dtype = tf.float16 if encoding == "raw_float16" else tf.float32
                 value = tf.io.decode_raw(value, raw_dtype)  # [B, len]
                 check = tf.debugging.assert_equal(
-                    tf.shape(value)[1], spec.length,
+                    tf.shape(value)[1],
+                    spec.length,
                     message=f"field {spec.name}: stored feature bytes do not hold {spec.length} "
-                            f"{encoding[4:]} values (schema.json disagrees with the shards)")
+                    f"{encoding[4:]} values (schema.json disagrees with the shards)",
+                )
                 with tf.control_dependencies([check]):
                     value = tf.reshape(value, [-1, spec.length])
                 value.set_shape([serialized.shape[0], spec.length])
@@ -169,18 +185,24 @@ def _batch_parser(schema, encodings):
 def _resolve_metadata(directory, files, schema, feature_dtype, compression):
     has_json = tf.io.gfile.exists(os.path.join(directory, SCHEMA_JSON))
     if schema is None and not has_json:
-        raise DataFileNotFoundError(f"no {SCHEMA_JSON} in {directory or '.'}; pass schema= (and feature_dtype=, "
-                                    f"compression=) for shards without one")
+        raise DataFileNotFoundError(
+            f"no {SCHEMA_JSON} in {directory or '.'}; pass schema= (and feature_dtype=, "
+            f"compression=) for shards without one"
+        )
     if has_json:
         meta = read_schema_json(directory)
         if schema is not None:
             given = schema if isinstance(schema, Schema) else get_schema(schema, expected_lengths=None)
             if given != meta.schema:
-                raise ValueError(f"the schema given differs from {os.path.join(directory, SCHEMA_JSON)}:\n"
-                                 f"  given:  {given.to_string()}\n  stored: {meta.schema.to_string()}\n"
-                                 f"(use fields= to read a subset)")
-        for name, value, stored in (("feature_dtype", feature_dtype, meta.feature_dtype),
-                                    ("compression", compression, meta.compression)):
+                raise ValueError(
+                    f"the schema given differs from {os.path.join(directory, SCHEMA_JSON)}:\n"
+                    f"  given:  {given.to_string()}\n  stored: {meta.schema.to_string()}\n"
+                    f"(use fields= to read a subset)"
+                )
+        for name, value, stored in (
+            ("feature_dtype", feature_dtype, meta.feature_dtype),
+            ("compression", compression, meta.compression),
+        ):
             if value is not None and (normalize_compression(value) if name == "compression" else value) != stored:
                 raise ValueError(f"{name}={value!r} disagrees with {SCHEMA_JSON}, which says {stored!r}")
         return meta.schema, {spec.name: meta.encoding(spec.name) for spec in meta.schema}, meta.compression
@@ -195,10 +217,24 @@ def _resolve_metadata(directory, files, schema, feature_dtype, compression):
     return schema, encodings, normalize_compression(compression)
 
 
-def make_tfrecord_dataset(files_or_dir_or_pattern, batch_size, training, schema=None, num_epochs=None,
-                          input_context=None, shuffle_buffer=256, drop_remainder=None, fields=None,
-                          num_workers=None, worker_index=None, seed=None, feature_dtype=None, compression=None,
-                          verify=True, cycle_length=4):
+def make_tfrecord_dataset(
+    files_or_dir_or_pattern,
+    batch_size,
+    training,
+    schema=None,
+    num_epochs=None,
+    input_context=None,
+    shuffle_buffer=256,
+    drop_remainder=None,
+    fields=None,
+    num_workers=None,
+    worker_index=None,
+    seed=None,
+    feature_dtype=None,
+    compression=None,
+    verify=True,
+    cycle_length=4,
+):
     """Batched dict dataset from TFRecord shards.
 
     Args:
@@ -232,11 +268,21 @@ def make_tfrecord_dataset(files_or_dir_or_pattern, batch_size, training, schema=
         schema = schema.select(fields)
     num_shards, shard_index = resolve_sharding(input_context, num_workers, worker_index)
     file_table = (files, _expected_sizes(files, compression))
-    records = sharded_records(file_table, _checked_file_reader(compression, verify), training, num_shards,
-                              shard_index, cycle_length=cycle_length, seed=seed)
+    records = sharded_records(
+        file_table,
+        _checked_file_reader(compression, verify),
+        training,
+        num_shards,
+        shard_index,
+        cycle_length=cycle_length,
+        seed=seed,
+    )
     records = finish_pipeline(records, training, num_epochs, shuffle_buffer, seed)
     dataset = records.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(_batch_parser(schema, encodings), num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=is_deterministic(training, seed))
+    dataset = dataset.map(
+        _batch_parser(schema, encodings),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=is_deterministic(training, seed),
+    )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset.with_options(pipeline_options(training, seed))

@@ -30,8 +30,11 @@ FEATURE_DTYPES = ("float16", "float32")
 SHARD_RE = re.compile(r"part-(\d{5,})-of-(\d{5,})\.tfrecord(\.gz)?\Z")
 
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
-_ENCODINGS_BY_TYPE = {"int": ("int64_list",), "str": ("bytes_list",),
-                      "float": ("float_list", "raw_float16", "raw_float32")}
+_ENCODINGS_BY_TYPE = {
+    "int": ("int64_list",),
+    "str": ("bytes_list",),
+    "float": ("float_list", "raw_float16", "raw_float32"),
+}
 
 
 def normalize_compression(compression):
@@ -113,16 +116,18 @@ def _validated_value(value, spec, source):
     if not finite.all():
         index = int(np.argmin(finite))
         kind = "NaN" if np.isnan(array[index]) else "Inf"
-        raise _error(source, spec, f"value {index + 1} of {spec.length} is {kind}; NaN and Inf are not allowed "
-                                   f"in float fields")
+        raise _error(
+            source, spec, f"value {index + 1} of {spec.length} is {kind}; NaN and Inf are not allowed in float fields"
+        )
     return array
 
 
 def validate_example(example, schema, source="<example>"):
     """Checks an example dict against the schema; returns {name: numpy array [length]} in schema order."""
     if not isinstance(example, dict):
-        raise DataError(f"{source}: an example must be a dict of field name -> value, got {type(example).__name__}",
-                        source)
+        raise DataError(
+            f"{source}: an example must be a dict of field name -> value, got {type(example).__name__}", source
+        )
     missing = [name for name in schema.names if name not in example]
     if missing:
         raise DataError(f"{source}: missing fields: {', '.join(missing)}", source, missing[0])
@@ -149,8 +154,12 @@ def encode_example(example, schema, feature_dtype="float16", source="<example>")
                 raw = value.astype(raw_dtype)
             if raw_dtype == "<f2" and not np.isfinite(raw).all():
                 index = int(np.argmin(np.isfinite(raw)))
-                raise _error(source, spec, f"value {index + 1} ({value[index]}) exceeds the float16 range "
-                                           f"(+-{_FLOAT16_MAX:g}); write the shards with feature_dtype='float32'")
+                raise _error(
+                    source,
+                    spec,
+                    f"value {index + 1} ({value[index]}) exceeds the float16 range "
+                    f"(+-{_FLOAT16_MAX:g}); write the shards with feature_dtype='float32'",
+                )
             features[spec.name].bytes_list.value.append(raw.tobytes())
         else:
             features[spec.name].float_list.value.extend(value.tolist())
@@ -280,8 +289,15 @@ def write_schema_json(directory, schema, feature_dtype="float16", compression=No
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "input_schema": schema.to_string(),
-        "fields": [{"name": spec.name, "type": spec.dtype, "length": spec.length,
-                    "encoding": field_encoding(spec, feature_dtype)} for spec in schema.fields],
+        "fields": [
+            {
+                "name": spec.name,
+                "type": spec.dtype,
+                "length": spec.length,
+                "encoding": field_encoding(spec, feature_dtype),
+            }
+            for spec in schema.fields
+        ],
         "feature_dtype": feature_dtype,
         "byte_order": "little",
         "compression": compression,
@@ -306,10 +322,11 @@ def read_schema_json(directory):
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON ({error})", path) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-        raise DataError(f"{path}: not a {FORMAT_NAME} schema file (\"format\" is missing or different)", path)
+        raise DataError(f'{path}: not a {FORMAT_NAME} schema file ("format" is missing or different)', path)
     if document.get("version") != FORMAT_VERSION:
-        raise DataError(f"{path}: format version {document.get('version')!r} is not supported (expected "
-                        f"{FORMAT_VERSION})", path)
+        raise DataError(
+            f"{path}: format version {document.get('version')!r} is not supported (expected {FORMAT_VERSION})", path
+        )
     for key in ("fields", "feature_dtype"):
         if key not in document:
             raise DataError(f"{path}: key {key!r} is missing", path)
@@ -323,7 +340,11 @@ def read_schema_json(directory):
     for entry, spec in zip(document["fields"], schema.fields):
         stored = entry.get("encoding") or field_encoding(spec, feature_dtype)
         if stored not in _ENCODINGS_BY_TYPE[spec.dtype]:
-            raise DataError(f"{path}: field {spec.name} of type {spec.dtype} has encoding {stored!r}; expected one "
-                            f"of {', '.join(_ENCODINGS_BY_TYPE[spec.dtype])}", path, spec.name)
+            raise DataError(
+                f"{path}: field {spec.name} of type {spec.dtype} has encoding {stored!r}; expected one "
+                f"of {', '.join(_ENCODINGS_BY_TYPE[spec.dtype])}",
+                path,
+                spec.name,
+            )
         encodings[spec.name] = stored
     return TFRecordMetadata(schema, feature_dtype, compression, dict(document.get("counts", {})), encodings)

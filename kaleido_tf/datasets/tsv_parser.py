@@ -23,8 +23,11 @@ import numpy as np
 from kaleido_tf.datasets.errors import DataError
 
 _INT_RE = re.compile(rb"[+-]?[0-9]+\Z")
-_FLOAT_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
-                       rb"|nan|inf|infinity)\Z", re.IGNORECASE)
+_FLOAT_RE = re.compile(
+    rb"[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
+    rb"|nan|inf|infinity)\Z",
+    re.IGNORECASE,
+)
 _INT64_MIN, _INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 _WHITESPACE = (b" ", b"\t", b"\r", b"\n", b"\x0b", b"\x0c")
 
@@ -92,8 +95,12 @@ def _check_finite(values, spec, source, origin=""):
     if not finite.all():
         index = int(np.argmin(finite))
         kind = "NaN" if np.isnan(values[index]) else "Inf"
-        raise DataError(f"{source}: field {spec.name}: value {index + 1} of {spec.length}{origin} is {kind}; "
-                        f"NaN and Inf are not allowed in float fields", source, spec.name)
+        raise DataError(
+            f"{source}: field {spec.name}: value {index + 1} of {spec.length}{origin} is {kind}; "
+            f"NaN and Inf are not allowed in float fields",
+            source,
+            spec.name,
+        )
 
 
 def _slow_numbers(text, spec, source):
@@ -106,23 +113,34 @@ def _slow_numbers(text, spec, source):
             _check_finite(values, spec, source, origin=" (base64)")
             return values
         if spec.length > 1 and tokens[0].strip():
-            raise DataError(f"{source}: field {spec.name}: expected {spec.length} comma-separated numbers or "
-                            f"base64 of {spec.length} float32 values, found: {_preview(tokens[0])} (not a number, "
-                            f"and not base64 of {4 * spec.length} bytes)", source, spec.name)
+            raise DataError(
+                f"{source}: field {spec.name}: expected {spec.length} comma-separated numbers or "
+                f"base64 of {spec.length} float32 values, found: {_preview(tokens[0])} (not a number, "
+                f"and not base64 of {4 * spec.length} bytes)",
+                source,
+                spec.name,
+            )
     if len(tokens) != spec.length:
-        raise DataError(f"{source}: field {spec.name}: wrong list length: expected {spec.length} values, "
-                        f"found {len(tokens)}", source, spec.name)
+        raise DataError(
+            f"{source}: field {spec.name}: wrong list length: expected {spec.length} values, found {len(tokens)}",
+            source,
+            spec.name,
+        )
     pattern = _FLOAT_RE if is_float else _INT_RE
     kind = "a number" if is_float else "an integer"
     stripped = []
     for index, token in enumerate(tokens):
         token = token.strip()
         if not token:
-            raise DataError(f"{source}: field {spec.name}: value {index + 1} of {spec.length} is empty",
-                            source, spec.name)
+            raise DataError(
+                f"{source}: field {spec.name}: value {index + 1} of {spec.length} is empty", source, spec.name
+            )
         if not pattern.match(token):
-            raise DataError(f"{source}: field {spec.name}: value {index + 1} of {spec.length} "
-                            f"({_preview(token)}) is not {kind}", source, spec.name)
+            raise DataError(
+                f"{source}: field {spec.name}: value {index + 1} of {spec.length} ({_preview(token)}) is not {kind}",
+                source,
+                spec.name,
+            )
         stripped.append(token)
     if is_float:
         values = np.array([float(token) for token in stripped], dtype=np.float64)
@@ -135,8 +153,12 @@ def _slow_numbers(text, spec, source):
         # More than 19 significant digits never fit (and python refuses int() of over 4300 digits).
         number = int(token) if len(token.lstrip(b"+-").lstrip(b"0")) <= 19 else None
         if number is None or not _INT64_MIN <= number <= _INT64_MAX:
-            raise DataError(f"{source}: field {spec.name}: value {index + 1} of {spec.length} "
-                            f"({_preview(token)}) does not fit in int64", source, spec.name)
+            raise DataError(
+                f"{source}: field {spec.name}: value {index + 1} of {spec.length} "
+                f"({_preview(token)}) does not fit in int64",
+                source,
+                spec.name,
+            )
         numbers.append(number)
     return np.array(numbers, dtype=np.int64)
 
@@ -177,7 +199,9 @@ def parse_tsv_line(line, schema, source="<input>"):
     parts = line.split(b"\t")
     if len(parts) != len(schema):
         empty = " (the line is empty)" if not line else ""
-        raise DataError(f"{source}: wrong field count: expected {len(schema)} tab-separated fields "
-                        f"({schema.fields[0].name} ... {schema.fields[-1].name}), found {len(parts)}{empty}",
-                        source)
+        raise DataError(
+            f"{source}: wrong field count: expected {len(schema)} tab-separated fields "
+            f"({schema.fields[0].name} ... {schema.fields[-1].name}), found {len(parts)}{empty}",
+            source,
+        )
     return {spec.name: parse_field(text, spec, source) for spec, text in zip(schema.fields, parts)}

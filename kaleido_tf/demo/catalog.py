@@ -55,8 +55,31 @@ _PATTERN_NOUNS = {
     "checked": ("a check print", "a checked pattern", "a plaid pattern"),
     "floral": ("a floral print", "a flower pattern"),
 }
-_STOPWORDS = frozenset(("a", "an", "the", "with", "and", "in", "of", "this", "these", "it", "they", "has", "have",
-                        "comes", "come", "made", "featuring", "pair", "women's", "two", "rows"))
+_STOPWORDS = frozenset(
+    (
+        "a",
+        "an",
+        "the",
+        "with",
+        "and",
+        "in",
+        "of",
+        "this",
+        "these",
+        "it",
+        "they",
+        "has",
+        "have",
+        "comes",
+        "come",
+        "made",
+        "featuring",
+        "pair",
+        "women's",
+        "two",
+        "rows",
+    )
+)
 _WORD = re.compile(r"[a-z]+(?:['-][a-z]+)*")
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -237,11 +260,22 @@ def _render_view(rng, sub, attributes, image_size, view_index):
         flip = bool(rng.random() < 0.5)
         noise = float(rng.uniform(1.0, 5.0))
     ink = attributes.get("pattern_colour")
-    painter = Painter(image_size * SUPERSAMPLE, scale, shift_x, shift_y, flip, background,
-                      COLOURS[attributes["colour"]], attributes["pattern"], rng,
-                      pattern_colour=COLOURS[ink] if ink else None)
-    sub.draw(painter, {"sleeve": attributes.get("sleeve"), "length": attributes.get("length"),
-                       "details": set(attributes["details"])})
+    painter = Painter(
+        image_size * SUPERSAMPLE,
+        scale,
+        shift_x,
+        shift_y,
+        flip,
+        background,
+        COLOURS[attributes["colour"]],
+        attributes["pattern"],
+        rng,
+        pattern_colour=COLOURS[ink] if ink else None,
+    )
+    sub.draw(
+        painter,
+        {"sleeve": attributes.get("sleeve"), "length": attributes.get("length"), "details": set(attributes["details"])},
+    )
     pixels = np.asarray(painter.image.reduce(SUPERSAMPLE), dtype=np.int16)  # [S, S, 3]
     if noise > 0:
         pixels = pixels + np.rint(rng.normal(0.0, noise, size=pixels.shape)).astype(np.int16)
@@ -295,8 +329,10 @@ def taxonomy_json():
     """The taxonomy as written to taxonomy.json (ids are positions in these lists)."""
     return {
         "categories": list(CATEGORIES),
-        "subcategories": [{"name": s.name, "category": s.category, "category_id": CATEGORIES.index(s.category),
-                           "subcategory_id": i} for i, s in enumerate(TAXONOMY)],
+        "subcategories": [
+            {"name": s.name, "category": s.category, "category_id": CATEGORIES.index(s.category), "subcategory_id": i}
+            for i, s in enumerate(TAXONOMY)
+        ],
         "colours": {name: list(rgb) for name, rgb in COLOURS.items()},
         "patterns": list(PATTERNS),
     }
@@ -316,15 +352,28 @@ def _prepare_output(output_dir, overwrite):
             raise ValueError(f"output_dir {output_dir} exists and is not a directory")
         entries = os.listdir(output_dir)
         if entries and not overwrite:
-            raise FileExistsError(f"output_dir {output_dir} is not empty (pass overwrite=True / --overwrite "
-                                  "to replace a previous catalog)")
+            raise FileExistsError(
+                f"output_dir {output_dir} is not empty (pass overwrite=True / --overwrite "
+                "to replace a previous catalog)"
+            )
         if entries and "catalog.jsonl" not in entries:
-            raise ValueError(f"output_dir {output_dir} is not empty and holds no catalog.jsonl: refusing to replace "
-                             "a directory that is not a previous catalog")
+            raise ValueError(
+                f"output_dir {output_dir} is not empty and holds no catalog.jsonl: refusing to replace "
+                "a directory that is not a previous catalog"
+            )
 
 
-def generate_catalog(output_dir, num_products, views_per_product=2, image_size=128, seed=0, valid_fraction=0.1,
-                     test_fraction=0.1, overwrite=False, show_progress=False):
+def generate_catalog(
+    output_dir,
+    num_products,
+    views_per_product=2,
+    image_size=128,
+    seed=0,
+    valid_fraction=0.1,
+    test_fraction=0.1,
+    overwrite=False,
+    show_progress=False,
+):
     """Writes a synthetic catalog of `num_products` products to `output_dir` (see the module docstring).
 
     Args:
@@ -371,11 +420,18 @@ def generate_catalog(output_dir, num_products, views_per_product=2, image_size=1
                 relative = f"images/{product_id}_{view}.png"
                 Image.fromarray(pixels, "RGB").save(os.path.join(tmp, relative), format="PNG")
                 paths.append(relative)
-                alignment_lines.append(json.dumps({"product_id": product_id, "image_index": view,
-                                                   "alignments": alignments[view]}))
-            entry = {"product_id": product_id, "images": paths, "text": record["text"],
-                     "category": record["category"], "subcategory": record["subcategory"], "split": split,
-                     "attributes": record["attributes"]}
+                alignment_lines.append(
+                    json.dumps({"product_id": product_id, "image_index": view, "alignments": alignments[view]})
+                )
+            entry = {
+                "product_id": product_id,
+                "images": paths,
+                "text": record["text"],
+                "category": record["category"],
+                "subcategory": record["subcategory"],
+                "split": split,
+                "attributes": record["attributes"],
+            }
             catalog_lines.append(json.dumps(entry))
             counts["splits"][split] += 1
             counts["categories"][record["category"]] = counts["categories"].get(record["category"], 0) + 1
@@ -386,15 +442,23 @@ def generate_catalog(output_dir, num_products, views_per_product=2, image_size=1
                 f.write("\n".join(lines) + "\n")
         with open(os.path.join(tmp, "taxonomy.json"), "w", encoding="utf-8") as f:
             f.write(json.dumps(taxonomy_json(), indent=2) + "\n")
-    return {"output_dir": output_dir, "num_products": num_products, "num_images": num_products * views_per_product,
-            "views_per_product": views_per_product, "image_size": image_size, "seed": seed, **counts,
-            "seconds": round(time.time() - start, 3)}
+    return {
+        "output_dir": output_dir,
+        "num_products": num_products,
+        "num_images": num_products * views_per_product,
+        "views_per_product": views_per_product,
+        "image_size": image_size,
+        "seed": seed,
+        **counts,
+        "seconds": round(time.time() - start, 3),
+    }
 
 
 # ----- command line --------------------------------------------------------------------------------------
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m kaleido_tf.demo.catalog",
-                                     description="Write a deterministic synthetic fashion catalog.")
+    parser = argparse.ArgumentParser(
+        prog="python -m kaleido_tf.demo.catalog", description="Write a deterministic synthetic fashion catalog."
+    )
     parser.add_argument("--output_dir", required=True, help="directory to create")
     parser.add_argument("--num_products", type=int, required=True, help="number of products")
     parser.add_argument("--views", type=int, default=2, help="images per product (default 2)")
@@ -405,9 +469,17 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace a previous catalog in output_dir")
     args = parser.parse_args(argv)
     try:
-        summary = generate_catalog(args.output_dir, args.num_products, views_per_product=args.views,
-                                   image_size=args.image_size, seed=args.seed, valid_fraction=args.valid_fraction,
-                                   test_fraction=args.test_fraction, overwrite=args.overwrite, show_progress=True)
+        summary = generate_catalog(
+            args.output_dir,
+            args.num_products,
+            views_per_product=args.views,
+            image_size=args.image_size,
+            seed=args.seed,
+            valid_fraction=args.valid_fraction,
+            test_fraction=args.test_fraction,
+            overwrite=args.overwrite,
+            show_progress=True,
+        )
     except (ValueError, FileExistsError) as e:
         parser.error(str(e))
     print(json.dumps(summary, indent=2))

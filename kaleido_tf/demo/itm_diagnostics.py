@@ -72,9 +72,9 @@ def train_control(model, batches, control, steps, learning_rate=5e-4, seed=0, lo
     batches: an iterator of feature dicts (finetune schema: the text fields, patch features and positions,
     and `image_prod_id` for `match`).
     """
+    import keras
     import numpy as np
     import tensorflow as tf
-    import keras
 
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
@@ -135,6 +135,7 @@ def standardizer(path, batch_size=256):
             values = tf.reshape(batch[key], [tf.shape(batch[key])[0], -1, len(mean)])  # [B, n, F]
             out[key] = tf.reshape((values - mean) / std, tf.shape(batch[key]))
         return out
+
     return apply
 
 
@@ -166,8 +167,9 @@ def main(argv=None):
     dataset = dataset.map(lambda b: {k: v for k, v in b.items() if v.dtype.name != "string" or k == "image_prod_id"})
     if args.standardize:
         dataset = dataset.map(standardizer(path))
-    history = train_control(model, iter(dataset), args.control, args.steps, args.learning_rate, args.seed,
-                            args.log_steps)
+    history = train_control(
+        model, iter(dataset), args.control, args.steps, args.learning_rate, args.seed, args.log_steps
+    )
     print(f"final accuracy ({args.control}): {history[-1][2]:.3f}")
     return 0
 

@@ -125,8 +125,7 @@ class Painter:
         self.outline = shade(colour, 0.55)
         self.image = Image.new("RGB", (self.size, self.size), tuple(background))
         self.draw = ImageDraw.Draw(self.image)
-        self.fabric = fabric_image(self.size, self.scale, self._xy(0.0, 0.0), self.colour, pattern, rng,
-                                   pattern_colour)
+        self.fabric = fabric_image(self.size, self.scale, self._xy(0.0, 0.0), self.colour, pattern, rng, pattern_colour)
         self.boxes = {}  # part name -> list of canonical (x1, y1, x2, y2)
 
     # ----- coordinates -------------------------------------------------------------------------
@@ -221,8 +220,9 @@ class Painter:
 
     def rounded(self, box, radius, fill, part="garment", outline=None, width=0.008):
         r = radius * self.size * self.scale
-        self.draw.rounded_rectangle(self._box(box), radius=r, fill=fill, outline=outline,
-                                    width=self._width(width) if outline else 1)
+        self.draw.rounded_rectangle(
+            self._box(box), radius=r, fill=fill, outline=outline, width=self._width(width) if outline else 1
+        )
         self.mark(part, box)
 
     def line(self, points, fill, width, part="garment"):

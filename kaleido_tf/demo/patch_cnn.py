@@ -80,8 +80,18 @@ def build_patch_cnn(crop_size, feature_size, classes):
     return keras.Model(inputs, heads, name="patch_cnn_trainer"), keras.Model(inputs, features, name="patch_cnn")
 
 
-def train_patch_cnn(catalog_path, model_path, crop_size=16, feature_size=64, layout_grid=4, epochs=3,
-                    batch_size=64, garment_levels=3, seed=0, verbose=0):
+def train_patch_cnn(
+    catalog_path,
+    model_path,
+    crop_size=16,
+    feature_size=64,
+    layout_grid=4,
+    epochs=3,
+    batch_size=64,
+    garment_levels=3,
+    seed=0,
+    verbose=0,
+):
     """Trains the CNN on the train split and saves the feature model at `model_path` (written to a temporary
     name, then renamed). Returns the training accuracies of the last epoch {subcategory, colour, pattern}.
 
@@ -105,10 +115,16 @@ def train_patch_cnn(catalog_path, model_path, crop_size=16, feature_size=64, lay
     trainer.compile(keras.optimizers.Adam(1e-3), [loss] * len(classes), metrics=[["accuracy"]] * len(classes))
     slot = np.arange(len(x)) % NUM_PATCHES  # crops come 55 per image, in slot order
     garment = slot < (LEVEL_OFFSETS[garment_levels] if garment_levels < len(LEVEL_OFFSETS) else NUM_PATCHES)
-    weights = [garment.astype(np.float32) if key == "subcategory" else np.ones(len(x), np.float32)
-               for key in classes]
-    history = trainer.fit(x, [labels[:, i] for i in range(len(classes))], sample_weight=weights,
-                          batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose)
+    weights = [garment.astype(np.float32) if key == "subcategory" else np.ones(len(x), np.float32) for key in classes]
+    history = trainer.fit(
+        x,
+        [labels[:, i] for i in range(len(classes))],
+        sample_weight=weights,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=True,
+        verbose=verbose,
+    )
 
     inputs = keras.Input((crop_size, crop_size, 3), name="crops")
     branches = [extractor(inputs)]  # [N, feature_size]

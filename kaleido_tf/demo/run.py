@@ -24,14 +24,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Sizes: products, views per product, image size, patch-CNN epochs, steps of pretraining (seven losses), of the
 # ITM phase, of each finetuning and of captioning, retrieval queries per direction.
 SIZES = {
-    "full": dict(products=1200, views=2, image_size=64, cnn_epochs=3, pretrain_steps=1500, itm_steps=4000,
-                 finetune_steps=400, caption_steps=600, queries=100),
-    "quick": dict(products=240, views=2, image_size=64, cnn_epochs=3, pretrain_steps=250, itm_steps=300,
-                  finetune_steps=120, caption_steps=400, queries=20),
+    "full": dict(
+        products=1200,
+        views=2,
+        image_size=64,
+        cnn_epochs=3,
+        pretrain_steps=1500,
+        itm_steps=4000,
+        finetune_steps=400,
+        caption_steps=600,
+        queries=100,
+    ),
+    "quick": dict(
+        products=240,
+        views=2,
+        image_size=64,
+        cnn_epochs=3,
+        pretrain_steps=250,
+        itm_steps=300,
+        finetune_steps=120,
+        caption_steps=400,
+        queries=20,
+    ),
 }
 # Patch features: a CNN's features and the crop averaged down to LAYOUT_GRID x LAYOUT_GRID colour pixels.
 CNN_FEATURES, LAYOUT_GRID = 64, 4
-PATCH_FEATURE_SIZE = CNN_FEATURES + 3 * LAYOUT_GRID ** 2
+PATCH_FEATURE_SIZE = CNN_FEATURES + 3 * LAYOUT_GRID**2
 # The ITM phase trains image-text matching alone (the other six losses weigh 0), with fresh in-batch negatives.
 ITM_LOSS = "next_sentence_loss"
 
@@ -49,9 +67,19 @@ def demo_model_config(vocab_size):
     from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 
     return KaleidoBERTConfig(
-        vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=64, type_vocab_size=2, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-        patch_feature_size=PATCH_FEATURE_SIZE, patch_type_vocab_size=6, text_seq_len=32, img_camouflage_label_num=9,
+        vocab_size=vocab_size,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        patch_feature_size=PATCH_FEATURE_SIZE,
+        patch_type_vocab_size=6,
+        text_seq_len=32,
+        img_camouflage_label_num=9,
     )
 
 
@@ -114,10 +142,18 @@ def main(argv=None):
 
     with stage("catalog"):
         catalog_dir = os.path.join(out, "catalog")
-        summary = generate_catalog(catalog_dir, num_products=size["products"], views_per_product=size["views"],
-                                   image_size=size["image_size"], seed=args.seed, overwrite=True)
-        print(f"{summary['num_products']} products, {summary['num_images']} images, "
-              f"{len(summary['categories'])} categories, {len(summary['subcategories'])} subcategories")
+        summary = generate_catalog(
+            catalog_dir,
+            num_products=size["products"],
+            views_per_product=size["views"],
+            image_size=size["image_size"],
+            seed=args.seed,
+            overwrite=True,
+        )
+        print(
+            f"{summary['num_products']} products, {summary['num_images']} images, "
+            f"{len(summary['categories'])} categories, {len(summary['subcategories'])} subcategories"
+        )
         vocab_path = os.path.join(out, "vocab.txt")
         vocab_size = build_vocab(os.path.join(catalog_dir, "catalog.jsonl"), vocab_path)
 
@@ -132,20 +168,57 @@ def main(argv=None):
         from kaleido_tf.demo.patch_cnn import train_patch_cnn
 
         feature_model = os.path.join(out, "patch_cnn.keras")
-        accuracies = train_patch_cnn(os.path.join(catalog_dir, "catalog.jsonl"), feature_model, crop_size=16,
-                                     feature_size=CNN_FEATURES, layout_grid=LAYOUT_GRID,
-                                     epochs=size["cnn_epochs"], seed=args.seed, verbose=2 if progress else 0)
+        accuracies = train_patch_cnn(
+            os.path.join(catalog_dir, "catalog.jsonl"),
+            feature_model,
+            crop_size=16,
+            feature_size=CNN_FEATURES,
+            layout_grid=LAYOUT_GRID,
+            epochs=size["cnn_epochs"],
+            seed=args.seed,
+            verbose=2 if progress else 0,
+        )
         print("patch CNN training accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracies.items()))
     with stage("preprocess"):
         # No --alignments: alignment-guided masking applies to positive pairs only, so the masking pattern would
         # give the ITM label away (docs/preprocessing.md); the demo uses the paper's "Random" masking.
-        argv = ["--catalog", os.path.join(catalog_dir, "catalog.jsonl"), "--output_dir", data, "--task", "all",
-                "--itm_easy_negatives", "0.5", "--feature_extractor", "keras", "--feature_model", feature_model,
-                "--crop_size", "16", "--patch_feature_size",
-                str(config.patch_feature_size), "--text_length", str(config.text_seq_len), "--vocab", vocab_path,
-                "--max_predictions", "5", "--neg_ratio", "1", "--retrieval_queries", str(size["queries"]),
-                "--retrieval_negatives", "100", "--valid_fraction", "0.1", "--test_fraction", "0.1",
-                "--seed", str(args.seed), "--overwrite"] + ([] if progress else ["--no_progress"])
+        argv = [
+            "--catalog",
+            os.path.join(catalog_dir, "catalog.jsonl"),
+            "--output_dir",
+            data,
+            "--task",
+            "all",
+            "--itm_easy_negatives",
+            "0.5",
+            "--feature_extractor",
+            "keras",
+            "--feature_model",
+            feature_model,
+            "--crop_size",
+            "16",
+            "--patch_feature_size",
+            str(config.patch_feature_size),
+            "--text_length",
+            str(config.text_seq_len),
+            "--vocab",
+            vocab_path,
+            "--max_predictions",
+            "5",
+            "--neg_ratio",
+            "1",
+            "--retrieval_queries",
+            str(size["queries"]),
+            "--retrieval_negatives",
+            "100",
+            "--valid_fraction",
+            "0.1",
+            "--test_fraction",
+            "0.1",
+            "--seed",
+            str(args.seed),
+            "--overwrite",
+        ] + ([] if progress else ["--no_progress"])
         if preprocess_main(argv) != 0:
             return 1
 
@@ -160,30 +233,43 @@ def _dataset(path, batch, training, seed=0):
     from kaleido_tf.datasets import make_tfrecord_dataset
 
     def make(context):
-        return make_tfrecord_dataset(path, batch, training, input_context=context, seed=seed,
-                                     num_epochs=None if training else 1)
+        return make_tfrecord_dataset(
+            path, batch, training, input_context=context, seed=seed, num_epochs=None if training else 1
+        )
+
     return make
 
 
 def run_training_stages(out, data, config, size, stage, progress):
-    import numpy as np
 
     from kaleido_tf.engines import Trainer
     from kaleido_tf.evaluators.retrieval_predict import predict_retrieval
     from kaleido_tf.model_zoo import registry
     from kaleido_tf.tasks import ClassificationTask, PretrainTask
 
-    label_maps = {k: json.load(open(os.path.join(data, "label_maps", f"{k}.json"))) for k in ("category", "subcategory")}
+    label_maps = {
+        k: json.load(open(os.path.join(data, "label_maps", f"{k}.json"))) for k in ("category", "subcategory")
+    }
     results = {"metrics": [], "curves": {}}
     batch = 32
 
     with stage("pretrain"):
         pretrain_dir = os.path.join(out, "runs", "pretrain")
-        trainer = Trainer(PretrainTask(config), pretrain_dir, learning_rate=2e-3, train_steps=size["pretrain_steps"],
-                          warmup_ratio=0.1, log_steps=10, progress=progress)
+        trainer = Trainer(
+            PretrainTask(config),
+            pretrain_dir,
+            learning_rate=2e-3,
+            train_steps=size["pretrain_steps"],
+            warmup_ratio=0.1,
+            log_steps=10,
+            progress=progress,
+        )
         print(trainer.initialize())
-        logs = trainer.train(_dataset(os.path.join(data, "pretrain", "train"), batch, True), batch,
-                             eval_dataset_fn=_dataset(os.path.join(data, "pretrain", "valid"), batch, False))
+        logs = trainer.train(
+            _dataset(os.path.join(data, "pretrain", "train"), batch, True),
+            batch,
+            eval_dataset_fn=_dataset(os.path.join(data, "pretrain", "valid"), batch, False),
+        )
         results["curves"]["pretrain total loss"] = [(s, l["total"]) for s, l in trainer.history]
         for task, chance in (("itm", 0.5), ("rotation", 0.25), ("jigsaw", 1 / 24), ("camouflage", 1 / 9)):
             results["metrics"].append((f"pretrain {task} accuracy (valid)", logs[f"eval/{task}_accuracy"], chance))
@@ -196,12 +282,22 @@ def run_training_stages(out, data, config, size, stage, progress):
 
         itm_only = {name: 0.0 for name in LOSS_NAMES if name != ITM_LOSS}
         itm_dir = os.path.join(out, "runs", "itm")
-        trainer = Trainer(PretrainTask(config, loss_weights=itm_only), itm_dir, learning_rate=1e-3,
-                          train_steps=size["itm_steps"], warmup_ratio=0.1, log_steps=10, progress=progress)
+        trainer = Trainer(
+            PretrainTask(config, loss_weights=itm_only),
+            itm_dir,
+            learning_rate=1e-3,
+            train_steps=size["itm_steps"],
+            warmup_ratio=0.1,
+            log_steps=10,
+            progress=progress,
+        )
         print(trainer.initialize(lambda m: registry.load_weights(m, pretrain_dir)))
         train = _dataset(os.path.join(data, "pretrain", "train"), batch, True)
-        logs = trainer.train(lambda context: with_itm_negatives(train(context), 0.5, seed=1), batch,
-                             eval_dataset_fn=_dataset(os.path.join(data, "pretrain", "valid"), batch, False))
+        logs = trainer.train(
+            lambda context: with_itm_negatives(train(context), 0.5, seed=1),
+            batch,
+            eval_dataset_fn=_dataset(os.path.join(data, "pretrain", "valid"), batch, False),
+        )
         results["curves"]["ITM phase loss"] = [(s, l["total"]) for s, l in trainer.history]
         results["metrics"].append(("ITM phase itm accuracy (valid)", logs["eval/itm_accuracy"], 0.5))
 
@@ -211,24 +307,39 @@ def run_training_stages(out, data, config, size, stage, progress):
         for init in ("pretrained", "scratch"):
             with stage(f"finetune {task} ({init})"):
                 run_dir = os.path.join(out, "runs", f"{task}_{init}")
-                trainer = Trainer(ClassificationTask(config, task=task, num_classes=classes, class_names=names),
-                                  run_dir, learning_rate=2e-3, train_steps=size["finetune_steps"], log_steps=10,
-                                  progress=progress)
+                trainer = Trainer(
+                    ClassificationTask(config, task=task, num_classes=classes, class_names=names),
+                    run_dir,
+                    learning_rate=2e-3,
+                    train_steps=size["finetune_steps"],
+                    log_steps=10,
+                    progress=progress,
+                )
                 source = pretrain_dir if init == "pretrained" else None
                 print(trainer.initialize((lambda m: registry.load_weights(m, source)) if source else None))
                 trainer.train(_dataset(os.path.join(data, "finetune", "train"), batch, True), batch)
                 metrics = trainer.evaluate(_dataset(os.path.join(data, "finetune", "test"), 64, False))
                 results["curves"][f"{task} loss ({init})"] = [(s, l["total"]) for s, l in trainer.history]
-                results["metrics"].append((f"{label_key} accuracy, held-out ({init})", metrics["accuracy"], 1 / classes))
+                results["metrics"].append(
+                    (f"{label_key} accuracy, held-out ({init})", metrics["accuracy"], 1 / classes)
+                )
                 results["metrics"].append((f"{label_key} macro-F1, held-out ({init})", metrics["macro_f1"], None))
 
     with stage("captioning"):
         from kaleido_tf.tasks.caption_task import finetune_and_score_captions
 
         captions = finetune_and_score_captions(
-            pretrain_dir, os.path.join(data, "finetune", "train"), os.path.join(data, "finetune", "test"),
-            os.path.join(out, "vocab.txt"), os.path.join(out, "runs", "caption"), config=config,
-            train_steps=size["caption_steps"], batch_size=batch, learning_rate=2e-3, progress=progress)
+            pretrain_dir,
+            os.path.join(data, "finetune", "train"),
+            os.path.join(data, "finetune", "test"),
+            os.path.join(out, "vocab.txt"),
+            os.path.join(out, "runs", "caption"),
+            config=config,
+            train_steps=size["caption_steps"],
+            batch_size=batch,
+            learning_rate=2e-3,
+            progress=progress,
+        )
         results["curves"]["caption loss"] = captions["curve"]
         results["captions"] = captions
         print(f"most common caption (the baseline): {captions['baseline_caption']!r}")
@@ -236,8 +347,13 @@ def run_training_stages(out, data, config, size, stage, progress):
             print(f"  {example['prod_img_id']}: {example['caption']!r}  (reference: {example['reference']!r})")
         names = {"bleu_4": "BLEU-4", "meteor": "METEOR", "rouge_l": "ROUGE-L", "cider": "CIDEr"}
         for metric, value in captions["metrics"].items():
-            results["metrics"].append((f"caption {names.get(metric, metric)} (chance: baseline)", value / 100.0,
-                                       captions["baseline"][metric] / 100.0))
+            results["metrics"].append(
+                (
+                    f"caption {names.get(metric, metric)} (chance: baseline)",
+                    value / 100.0,
+                    captions["baseline"][metric] / 100.0,
+                )
+            )
 
     retrieval = {}
     for kind in ("img2txt", "txt2img"):
@@ -245,14 +361,16 @@ def run_training_stages(out, data, config, size, stage, progress):
             trainer = Trainer(PretrainTask(config), os.path.join(out, "runs", f"retrieval_{kind}"), progress=False)
             registry.load_weights(trainer.model, itm_dir)
             path = os.path.join(out, "runs", f"retrieval_{kind}", f"eval_{kind}_results.txt")
-            metrics = predict_retrieval(trainer, _dataset(os.path.join(data, "retrieval", kind), 101, False), kind,
-                                        path, progress=progress)
+            metrics = predict_retrieval(
+                trainer, _dataset(os.path.join(data, "retrieval", kind), 101, False), kind, path, progress=progress
+            )
             retrieval[kind] = metrics
             candidates = metrics["pairs"] / max(metrics["queries"], 1)
             for k in ("rank@1", "rank@5", "rank@10"):
                 chance = min(1.0, int(k.split("@")[1]) / candidates)
-                results["metrics"].append((f"{kind} {k.replace('rank', 'Rank')} ({metrics['queries']} queries)",
-                                           metrics[k], chance))
+                results["metrics"].append(
+                    (f"{kind} {k.replace('rank', 'Rank')} ({metrics['queries']} queries)", metrics[k], chance)
+                )
             results["metrics"].append((f"{kind} AUC", metrics["auc"], 0.5))
 
     with stage("export"):
@@ -260,8 +378,9 @@ def run_training_stages(out, data, config, size, stage, progress):
 
         model = registry.build_model(config)
         registry.load_weights(model, itm_dir)
-        path = export_saved_model(model, os.path.join(out, "export", "pretrain"),
-                                  vocab_file=os.path.join(out, "vocab.txt"))
+        path = export_saved_model(
+            model, os.path.join(out, "export", "pretrain"), vocab_file=os.path.join(out, "vocab.txt")
+        )
         print(f"SavedModel: {path}")
         results["export"] = path
 
@@ -278,9 +397,16 @@ def run_training_stages(out, data, config, size, stage, progress):
     # The quick size is judged on what it can learn in a few hundred steps: the self-supervised image tasks and
     # classification must beat chance clearly (1.5x), and retrieval must rank above chance (AUC >= 0.6 against
     # 0.5; Rank@1 over 20 queries needs the full size's ITM phase).
-    above = [value > 1.5 * chance for name, value, chance in results["metrics"]
-             if chance is not None and "scratch" not in name and "AUC" not in name and "Rank" not in name
-             and "itm" not in name and "caption" not in name]
+    above = [
+        value > 1.5 * chance
+        for name, value, chance in results["metrics"]
+        if chance is not None
+        and "scratch" not in name
+        and "AUC" not in name
+        and "Rank" not in name
+        and "itm" not in name
+        and "caption" not in name
+    ]
     above += [retrieval[kind]["auc"] >= 0.6 for kind in ("img2txt", "txt2img")]
     # The quick size (CI) fails unless those beat chance; the full size reports its acceptance checks above
     # (each "yes" or "NO") and exits 0 once everything ran.
@@ -297,20 +423,35 @@ def write_report(out, results, seconds):
         ratio = f"{value / chance:9.1f}" if chance and chance >= 1e-3 else f"{'':>9s}"
         lines.append(f"{name:<52s} {value:8.3f} {chance if chance is not None else float('nan'):8.3f} {ratio}")
     lines.append("")
-    lines.append("stage timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items())
-                 + f"; total {sum(seconds.values()):.0f}s")
+    lines.append(
+        "stage timings: "
+        + ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items())
+        + f"; total {sum(seconds.values()):.0f}s"
+    )
     for check, passed in results["checks"].items():
         lines.append(f"check: {check}: {'yes' if passed else 'NO (not met)'}")
     if not all(passed for check, passed in results["checks"].items() if "Rank@1" in check):
         lines.append("retrieval below 20x chance: docs/demo.md has what moves it (patch features, ITM-phase steps)")
-    lines.append(f"quick-size checks passed (image tasks, classification > 1.5x chance; retrieval AUC >= 0.6): "
-                 f"{results['above_chance']}")
+    lines.append(
+        f"quick-size checks passed (image tasks, classification > 1.5x chance; retrieval AUC >= 0.6): "
+        f"{results['above_chance']}"
+    )
     table = "\n".join(lines)
     print("\n" + table, flush=True)
     atomic_write_text(os.path.join(out, "summary.txt"), table + "\n")
-    atomic_write_text(os.path.join(out, "summary.json"), json.dumps(
-        {"metrics": [{"name": n, "value": v, "chance": c} for n, v, c in results["metrics"]], "seconds": seconds,
-         "checks": results["checks"], "export": results.get("export")}, indent=2) + "\n")
+    atomic_write_text(
+        os.path.join(out, "summary.json"),
+        json.dumps(
+            {
+                "metrics": [{"name": n, "value": v, "chance": c} for n, v, c in results["metrics"]],
+                "seconds": seconds,
+                "checks": results["checks"],
+                "export": results.get("export"),
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     try:
         plot_report(os.path.join(out, "runs", "report.png"), results, table)
         print(f"report: {os.path.join(out, 'runs', 'report.png')} (TensorBoard: tensorboard --logdir {out}/runs)")
@@ -322,9 +463,9 @@ def plot_report(path, results, table):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     import textwrap
+
+    import matplotlib.pyplot as plt
 
     fig = plt.figure(figsize=(13, 12))
     curves = results["curves"]
@@ -355,9 +496,16 @@ def plot_report(path, results, table):
         ax = fig.add_axes([0.04 + i * 0.32, 0.44, 0.08, 0.1])
         ax.imshow(plt.imread(image_path))
         ax.axis("off")
-        ax.text(1.1, 0.9, textwrap.fill("generated: " + example["caption"], 40) + "\n"
-                + textwrap.fill("reference: " + example["reference"], 40), transform=ax.transAxes, fontsize=7,
-                va="top")
+        ax.text(
+            1.1,
+            0.9,
+            textwrap.fill("generated: " + example["caption"], 40)
+            + "\n"
+            + textwrap.fill("reference: " + example["reference"], 40),
+            transform=ax.transAxes,
+            fontsize=7,
+            va="top",
+        )
     ax = fig.add_axes([0.04, 0.0, 0.92, 0.42])
     ax.axis("off")
     wrapped = "\n".join(textwrap.fill(line, 110, subsequent_indent="    ") for line in table.splitlines())

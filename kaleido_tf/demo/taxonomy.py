@@ -7,7 +7,7 @@ draws ("garment", "sleeve", "pocket", "logo", ...) so captions can be aligned to
 """
 
 import dataclasses
-from typing import Callable, Tuple
+from collections.abc import Callable
 
 from kaleido_tf.demo.painter import GOLD, METAL, luminance, shade
 
@@ -42,7 +42,7 @@ class Detail:
     """An optional visible feature: `name` in the attributes, `phrases` for captions (one is chosen)."""
 
     name: str
-    phrases: Tuple[str, ...]
+    phrases: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,13 +65,13 @@ class Subcategory:
     name: str
     category: str
     draw: Callable
-    nouns: Tuple[str, ...]
-    materials: Tuple[str, ...]
-    details: Tuple[Detail, ...] = ()
-    sleeves: Tuple[str, ...] = ()
-    lengths: Tuple[str, ...] = ()
+    nouns: tuple[str, ...]
+    materials: tuple[str, ...]
+    details: tuple[Detail, ...] = ()
+    sleeves: tuple[str, ...] = ()
+    lengths: tuple[str, ...] = ()
     plural: bool = False
-    exclusive: Tuple[Tuple[str, ...], ...] = ()
+    exclusive: tuple[tuple[str, ...], ...] = ()
 
 
 def _mirror(points):
@@ -85,8 +85,13 @@ def _sleeves(p, x0, x1, y_sh, kind, cuff_y, cuffs=False):
     if kind == "short":
         left = [(x0 + 0.02, y_sh + 0.01), (x0 - 0.12, y_sh + 0.12), (x0 - 0.06, y_sh + 0.21), (x0 + 0.005, y_sh + 0.15)]
     elif kind == "long":
-        left = [(x0 + 0.02, y_sh + 0.01), (x0 - 0.09, y_sh + 0.09), (x0 - 0.14, cuff_y - 0.02),
-                (x0 - 0.055, cuff_y), (x0 + 0.005, y_sh + 0.2)]
+        left = [
+            (x0 + 0.02, y_sh + 0.01),
+            (x0 - 0.09, y_sh + 0.09),
+            (x0 - 0.14, cuff_y - 0.02),
+            (x0 - 0.055, cuff_y),
+            (x0 + 0.005, y_sh + 0.2),
+        ]
     else:
         return
     for side in (left, _mirror(left)):
@@ -97,8 +102,17 @@ def _sleeves(p, x0, x1, y_sh, kind, cuff_y, cuffs=False):
 
 
 def _top_body(p, x0, x1, y_sh, hem, neck_w=0.08, neck_d=0.05):
-    pts = [(x0, y_sh + 0.03), (0.5 - neck_w, y_sh), (0.5 - neck_w * 0.5, y_sh + neck_d * 0.85), (0.5, y_sh + neck_d),
-           (0.5 + neck_w * 0.5, y_sh + neck_d * 0.85), (0.5 + neck_w, y_sh), (x1, y_sh + 0.03), (x1, hem), (x0, hem)]
+    pts = [
+        (x0, y_sh + 0.03),
+        (0.5 - neck_w, y_sh),
+        (0.5 - neck_w * 0.5, y_sh + neck_d * 0.85),
+        (0.5, y_sh + neck_d),
+        (0.5 + neck_w * 0.5, y_sh + neck_d * 0.85),
+        (0.5 + neck_w, y_sh),
+        (x1, y_sh + 0.03),
+        (x1, hem),
+        (x0, hem),
+    ]
     p.fabric_polygon(pts)
 
 
@@ -176,8 +190,12 @@ def _draw_hoodie(p, a):
     _rib(p, (0.28, 0.79, 0.72, 0.84), 14)
     _drawstrings(p, 0.46, 0.54, 0.26, 0.4)
     if "pocket" in a["details"]:
-        p.polygon([(0.36, 0.58), (0.64, 0.58), (0.69, 0.76), (0.31, 0.76)], shade(p.colour, 0.8), part="pocket",
-                  outline=p.outline)
+        p.polygon(
+            [(0.36, 0.58), (0.64, 0.58), (0.69, 0.76), (0.31, 0.76)],
+            shade(p.colour, 0.8),
+            part="pocket",
+            outline=p.outline,
+        )
     if "zip" in a["details"]:
         _zip(p, 0.5, 0.26, 0.84)
     if "logo" in a["details"]:
@@ -199,8 +217,19 @@ def _draw_sweater(p, a):
 def _draw_tank_top(p, a):
     for strap in ((0.36, 0.13, 0.41, 0.3), (0.59, 0.13, 0.64, 0.3)):
         p.fabric_polygon([(strap[0], strap[1]), (strap[2], strap[1]), (strap[2], strap[3]), (strap[0], strap[3])])
-    body = [(0.36, 0.28), (0.41, 0.28), (0.5, 0.4), (0.59, 0.28), (0.64, 0.28), (0.645, 0.37), (0.68, 0.46),
-            (0.68, 0.84), (0.32, 0.84), (0.32, 0.46), (0.355, 0.37)]
+    body = [
+        (0.36, 0.28),
+        (0.41, 0.28),
+        (0.5, 0.4),
+        (0.59, 0.28),
+        (0.64, 0.28),
+        (0.645, 0.37),
+        (0.68, 0.46),
+        (0.68, 0.84),
+        (0.32, 0.84),
+        (0.32, 0.46),
+        (0.355, 0.37),
+    ]
     p.fabric_polygon(body)
     if "pocket" in a["details"]:
         _pocket(p, (0.36, 0.45, 0.45, 0.55))
@@ -324,8 +353,15 @@ def _draw_joggers(p, a):
 # ----- outerwear -----------------------------------------------------------------------------------------
 def _coat_like(p, a, hem, flare, lapel_depth):
     _sleeves(p, 0.29, 0.71, 0.2, "long", min(hem, 0.78), cuffs=True)
-    body = [(0.29, 0.23), (0.43, 0.19), (0.5, 0.3), (0.57, 0.19), (0.71, 0.23), (0.71 + flare, hem),
-            (0.29 - flare, hem)]
+    body = [
+        (0.29, 0.23),
+        (0.43, 0.19),
+        (0.5, 0.3),
+        (0.57, 0.19),
+        (0.71, 0.23),
+        (0.71 + flare, hem),
+        (0.29 - flare, hem),
+    ]
     p.fabric_polygon(body)
     left_lapel = [(0.43, 0.19), (0.5, lapel_depth), (0.46, lapel_depth + 0.02), (0.39, 0.3)]
     for side in (left_lapel, _mirror(left_lapel)):
@@ -401,10 +437,12 @@ def _sole_colour(p):
 
 
 def _draw_sneakers(p, a):
-    p.fabric_polygon([(0.12, 0.62), (0.2, 0.52), (0.4, 0.47), (0.52, 0.37), (0.78, 0.35), (0.86, 0.42),
-                      (0.88, 0.66), (0.12, 0.68)])
-    p.rounded((0.09, 0.65, 0.91, 0.76), 0.04, _sole_colour(p), part="sole", outline=shade(_sole_colour(p), 0.7),
-              width=0.006)
+    p.fabric_polygon(
+        [(0.12, 0.62), (0.2, 0.52), (0.4, 0.47), (0.52, 0.37), (0.78, 0.35), (0.86, 0.42), (0.88, 0.66), (0.12, 0.68)]
+    )
+    p.rounded(
+        (0.09, 0.65, 0.91, 0.76), 0.04, _sole_colour(p), part="sole", outline=shade(_sole_colour(p), 0.7), width=0.006
+    )
     for k in range(4):
         x = 0.4 + 0.045 * k
         p.line([(x, 0.47 - 0.03 * k), (x + 0.05, 0.5 - 0.03 * k)], p.ink, 0.012, part="laces")
@@ -425,8 +463,13 @@ def _draw_boots(p, a):
 
 def _draw_sandals(p, a):
     thick = 0.09 if "platform" in a["details"] else 0.04
-    p.polygon([(0.1, 0.76 - thick), (0.9, 0.74 - thick), (0.9, 0.76), (0.1, 0.78)], shade(p.colour, 0.7),
-              part="platform" if "platform" in a["details"] else "sole", outline=p.outline, width=0.006)
+    p.polygon(
+        [(0.1, 0.76 - thick), (0.9, 0.74 - thick), (0.9, 0.76), (0.1, 0.78)],
+        shade(p.colour, 0.7),
+        part="platform" if "platform" in a["details"] else "sole",
+        outline=p.outline,
+        width=0.006,
+    )
     top = 0.76 - thick
     p.fabric_line([(0.15, top), (0.2, top - 0.1), (0.3, top - 0.13), (0.4, top - 0.1), (0.44, top)], 0.05)  # toe
     p.fabric_line([(0.5, top), (0.54, top - 0.12), (0.62, top - 0.12), (0.66, top)], 0.04)  # instep
@@ -478,74 +521,232 @@ ZIP = Detail("zip", ("a zip", "a front zip", "a zip fastening"))
 BELT = Detail("belt", ("a belt", "a matching belt", "a belted waist"))
 POCKETS = Detail("pocket", ("pockets", "front pockets", "two pockets"))
 DRAWSTRING = Detail("drawstring", ("a drawstring", "a drawstring waist"))
-DRESS_DETAILS = (BELT, Detail("buttons", ("buttons", "a buttoned bodice")),
-                 Detail("pocket", ("side pockets", "pockets")))
+DRESS_DETAILS = (
+    BELT,
+    Detail("buttons", ("buttons", "a buttoned bodice")),
+    Detail("pocket", ("side pockets", "pockets")),
+)
 
 TAXONOMY = (
-    Subcategory("t-shirt", "tops", _draw_tshirt, ("t-shirt", "crew neck t-shirt"), ("cotton", "jersey"),
-                (POCKET_CHEST, LOGO), sleeves=("short", "long")),
-    Subcategory("shirt", "tops", _draw_shirt, ("shirt", "collared shirt", "button-down shirt"),
-                ("cotton", "linen", "silk"), (POCKET_CHEST, LOGO), sleeves=("short", "long")),
-    Subcategory("hoodie", "tops", _draw_hoodie, ("hoodie", "pullover hoodie"), ("cotton", "fleece"),
-                (Detail("pocket", ("a kangaroo pocket", "a front pocket")), ZIP, LOGO), sleeves=("long",)),
-    Subcategory("sweater", "tops", _draw_sweater, ("sweater", "knit sweater", "crew neck sweater"),
-                ("wool", "cashmere", "cotton"), (LOGO, BUTTONS), sleeves=("long",)),
-    Subcategory("tank top", "tops", _draw_tank_top, ("tank top", "sleeveless tank top"), ("cotton", "jersey"),
-                (POCKET_CHEST, LOGO), sleeves=("sleeveless",)),
-    Subcategory("mini dress", "dresses", _draw_mini_dress, ("mini dress", "short mini dress"),
-                ("cotton", "silk", "linen", "chiffon"),
-                DRESS_DETAILS, sleeves=("sleeveless", "short", "long")),
-    Subcategory("maxi dress", "dresses", _draw_maxi_dress, ("maxi dress", "long maxi dress", "flowing maxi dress"),
-                ("cotton", "silk", "linen", "chiffon"),
-                DRESS_DETAILS, sleeves=("sleeveless", "short", "long")),
-    Subcategory("mini skirt", "skirts", _draw_mini_skirt, ("mini skirt", "short mini skirt", "a-line mini skirt"),
-                ("cotton", "denim", "leather", "corduroy"), (BELT, BUTTONS, POCKETS)),
-    Subcategory("pleated skirt", "skirts", _draw_pleated_skirt, ("pleated skirt",), ("chiffon", "wool", "satin"),
-                (BELT, BUTTONS), lengths=("knee-length", "midi")),
-    Subcategory("pencil skirt", "skirts", _draw_pencil_skirt, ("pencil skirt", "fitted pencil skirt"),
-                ("wool", "cotton", "leather"), (BELT, BUTTONS, POCKETS)),
-    Subcategory("jeans", "trousers", _draw_jeans, ("jeans", "straight jeans", "slim jeans"), ("denim",),
-                (POCKETS, BELT, Detail("rips", ("ripped knees", "distressed rips"))),
-                lengths=("full-length", "cropped"), plural=True),
-    Subcategory("shorts", "trousers", _draw_shorts, ("shorts", "casual shorts"), ("cotton", "denim", "linen"),
-                (POCKETS, BELT, DRAWSTRING), plural=True),
-    Subcategory("joggers", "trousers", _draw_joggers, ("joggers", "slim joggers", "relaxed joggers"),
-                ("cotton", "fleece", "jersey"), (POCKETS, DRAWSTRING, LOGO), plural=True),
-    Subcategory("jacket", "outerwear", _draw_jacket, ("jacket", "short jacket", "bomber jacket"),
-                ("denim", "leather", "nylon", "suede"),
-                (Detail("pocket", ("flap pockets", "two pockets", "pockets")), ZIP, BUTTONS, LOGO),
-                sleeves=("long",), exclusive=(("zip", "buttons"),)),
-    Subcategory("coat", "outerwear", _draw_coat, ("coat", "overcoat", "tailored coat"), ("wool", "cashmere", "tweed"),
-                (Detail("buttons", ("double-breasted buttons", "two rows of buttons", "buttons")), BELT,
-                 Detail("pocket", ("flap pockets", "pockets"))),
-                sleeves=("long",), lengths=("knee-length", "long")),
-    Subcategory("tote", "bags", _draw_tote, ("tote", "tote bag", "shopper tote"), ("canvas", "leather", "cotton"),
-                (Detail("pocket", ("a front pocket", "an outer pocket")), LOGO)),
-    Subcategory("backpack", "bags", _draw_backpack, ("backpack", "everyday backpack"),
-                ("nylon", "canvas", "leather"),
-                (Detail("pocket", ("a front pocket", "a zipped pocket")),
-                 Detail("zip", ("a zip", "a zip opening", "a zip top")), LOGO)),
-    Subcategory("clutch", "bags", _draw_clutch, ("clutch", "clutch bag", "evening clutch"),
-                ("leather", "satin", "suede"),
-                (Detail("chain", ("a chain strap", "a gold chain")),
-                 Detail("logo", ("a gold clasp logo", "a logo clasp")))),
-    Subcategory("sneakers", "shoes", _draw_sneakers, ("sneakers", "low-top sneakers", "lace-up sneakers"),
-                ("canvas", "leather", "suede"), (Detail("logo", ("a side logo", "a logo stripe", "a logo")),),
-                plural=True),
-    Subcategory("boots", "shoes", _draw_boots, ("boots", "ankle boots", "heeled boots"), ("leather", "suede"),
-                (Detail("zip", ("a side zip", "a zip")), Detail("buckle", ("a buckle strap", "a buckle"))),
-                plural=True),
-    Subcategory("sandals", "shoes", _draw_sandals, ("sandals", "strappy sandals", "flat sandals"),
-                ("leather", "suede"),
-                (Detail("buckle", ("an ankle buckle", "a buckle")),
-                 Detail("platform", ("a platform sole", "a platform"))),
-                plural=True),
-    Subcategory("hat", "accessories", _draw_hat, ("hat", "fedora hat", "brimmed hat"), ("wool", "felt", "straw"),
-                (Detail("band", ("a ribbon band", "a contrast band")), LOGO)),
-    Subcategory("scarf", "accessories", _draw_scarf, ("scarf", "long scarf", "wrap scarf"),
-                ("wool", "silk", "cashmere"), (Detail("fringe", ("fringed ends", "a fringe")), LOGO)),
-    Subcategory("belt", "accessories", _draw_belt, ("belt", "waist belt", "slim belt"), ("leather", "suede"),
-                (Detail("studs", ("metal studs", "studs", "a studded strap")),)),
+    Subcategory(
+        "t-shirt",
+        "tops",
+        _draw_tshirt,
+        ("t-shirt", "crew neck t-shirt"),
+        ("cotton", "jersey"),
+        (POCKET_CHEST, LOGO),
+        sleeves=("short", "long"),
+    ),
+    Subcategory(
+        "shirt",
+        "tops",
+        _draw_shirt,
+        ("shirt", "collared shirt", "button-down shirt"),
+        ("cotton", "linen", "silk"),
+        (POCKET_CHEST, LOGO),
+        sleeves=("short", "long"),
+    ),
+    Subcategory(
+        "hoodie",
+        "tops",
+        _draw_hoodie,
+        ("hoodie", "pullover hoodie"),
+        ("cotton", "fleece"),
+        (Detail("pocket", ("a kangaroo pocket", "a front pocket")), ZIP, LOGO),
+        sleeves=("long",),
+    ),
+    Subcategory(
+        "sweater",
+        "tops",
+        _draw_sweater,
+        ("sweater", "knit sweater", "crew neck sweater"),
+        ("wool", "cashmere", "cotton"),
+        (LOGO, BUTTONS),
+        sleeves=("long",),
+    ),
+    Subcategory(
+        "tank top",
+        "tops",
+        _draw_tank_top,
+        ("tank top", "sleeveless tank top"),
+        ("cotton", "jersey"),
+        (POCKET_CHEST, LOGO),
+        sleeves=("sleeveless",),
+    ),
+    Subcategory(
+        "mini dress",
+        "dresses",
+        _draw_mini_dress,
+        ("mini dress", "short mini dress"),
+        ("cotton", "silk", "linen", "chiffon"),
+        DRESS_DETAILS,
+        sleeves=("sleeveless", "short", "long"),
+    ),
+    Subcategory(
+        "maxi dress",
+        "dresses",
+        _draw_maxi_dress,
+        ("maxi dress", "long maxi dress", "flowing maxi dress"),
+        ("cotton", "silk", "linen", "chiffon"),
+        DRESS_DETAILS,
+        sleeves=("sleeveless", "short", "long"),
+    ),
+    Subcategory(
+        "mini skirt",
+        "skirts",
+        _draw_mini_skirt,
+        ("mini skirt", "short mini skirt", "a-line mini skirt"),
+        ("cotton", "denim", "leather", "corduroy"),
+        (BELT, BUTTONS, POCKETS),
+    ),
+    Subcategory(
+        "pleated skirt",
+        "skirts",
+        _draw_pleated_skirt,
+        ("pleated skirt",),
+        ("chiffon", "wool", "satin"),
+        (BELT, BUTTONS),
+        lengths=("knee-length", "midi"),
+    ),
+    Subcategory(
+        "pencil skirt",
+        "skirts",
+        _draw_pencil_skirt,
+        ("pencil skirt", "fitted pencil skirt"),
+        ("wool", "cotton", "leather"),
+        (BELT, BUTTONS, POCKETS),
+    ),
+    Subcategory(
+        "jeans",
+        "trousers",
+        _draw_jeans,
+        ("jeans", "straight jeans", "slim jeans"),
+        ("denim",),
+        (POCKETS, BELT, Detail("rips", ("ripped knees", "distressed rips"))),
+        lengths=("full-length", "cropped"),
+        plural=True,
+    ),
+    Subcategory(
+        "shorts",
+        "trousers",
+        _draw_shorts,
+        ("shorts", "casual shorts"),
+        ("cotton", "denim", "linen"),
+        (POCKETS, BELT, DRAWSTRING),
+        plural=True,
+    ),
+    Subcategory(
+        "joggers",
+        "trousers",
+        _draw_joggers,
+        ("joggers", "slim joggers", "relaxed joggers"),
+        ("cotton", "fleece", "jersey"),
+        (POCKETS, DRAWSTRING, LOGO),
+        plural=True,
+    ),
+    Subcategory(
+        "jacket",
+        "outerwear",
+        _draw_jacket,
+        ("jacket", "short jacket", "bomber jacket"),
+        ("denim", "leather", "nylon", "suede"),
+        (Detail("pocket", ("flap pockets", "two pockets", "pockets")), ZIP, BUTTONS, LOGO),
+        sleeves=("long",),
+        exclusive=(("zip", "buttons"),),
+    ),
+    Subcategory(
+        "coat",
+        "outerwear",
+        _draw_coat,
+        ("coat", "overcoat", "tailored coat"),
+        ("wool", "cashmere", "tweed"),
+        (
+            Detail("buttons", ("double-breasted buttons", "two rows of buttons", "buttons")),
+            BELT,
+            Detail("pocket", ("flap pockets", "pockets")),
+        ),
+        sleeves=("long",),
+        lengths=("knee-length", "long"),
+    ),
+    Subcategory(
+        "tote",
+        "bags",
+        _draw_tote,
+        ("tote", "tote bag", "shopper tote"),
+        ("canvas", "leather", "cotton"),
+        (Detail("pocket", ("a front pocket", "an outer pocket")), LOGO),
+    ),
+    Subcategory(
+        "backpack",
+        "bags",
+        _draw_backpack,
+        ("backpack", "everyday backpack"),
+        ("nylon", "canvas", "leather"),
+        (
+            Detail("pocket", ("a front pocket", "a zipped pocket")),
+            Detail("zip", ("a zip", "a zip opening", "a zip top")),
+            LOGO,
+        ),
+    ),
+    Subcategory(
+        "clutch",
+        "bags",
+        _draw_clutch,
+        ("clutch", "clutch bag", "evening clutch"),
+        ("leather", "satin", "suede"),
+        (Detail("chain", ("a chain strap", "a gold chain")), Detail("logo", ("a gold clasp logo", "a logo clasp"))),
+    ),
+    Subcategory(
+        "sneakers",
+        "shoes",
+        _draw_sneakers,
+        ("sneakers", "low-top sneakers", "lace-up sneakers"),
+        ("canvas", "leather", "suede"),
+        (Detail("logo", ("a side logo", "a logo stripe", "a logo")),),
+        plural=True,
+    ),
+    Subcategory(
+        "boots",
+        "shoes",
+        _draw_boots,
+        ("boots", "ankle boots", "heeled boots"),
+        ("leather", "suede"),
+        (Detail("zip", ("a side zip", "a zip")), Detail("buckle", ("a buckle strap", "a buckle"))),
+        plural=True,
+    ),
+    Subcategory(
+        "sandals",
+        "shoes",
+        _draw_sandals,
+        ("sandals", "strappy sandals", "flat sandals"),
+        ("leather", "suede"),
+        (Detail("buckle", ("an ankle buckle", "a buckle")), Detail("platform", ("a platform sole", "a platform"))),
+        plural=True,
+    ),
+    Subcategory(
+        "hat",
+        "accessories",
+        _draw_hat,
+        ("hat", "fedora hat", "brimmed hat"),
+        ("wool", "felt", "straw"),
+        (Detail("band", ("a ribbon band", "a contrast band")), LOGO),
+    ),
+    Subcategory(
+        "scarf",
+        "accessories",
+        _draw_scarf,
+        ("scarf", "long scarf", "wrap scarf"),
+        ("wool", "silk", "cashmere"),
+        (Detail("fringe", ("fringed ends", "a fringe")), LOGO),
+    ),
+    Subcategory(
+        "belt",
+        "accessories",
+        _draw_belt,
+        ("belt", "waist belt", "slim belt"),
+        ("leather", "suede"),
+        (Detail("studs", ("metal studs", "studs", "a studded strap")),),
+    ),
 )
 
 CATEGORIES = tuple(dict.fromkeys(s.category for s in TAXONOMY))

@@ -26,8 +26,12 @@ class FusedAdam(keras.optimizers.Adam):
     """keras.optimizers.Adam whose per-variable update is TensorFlow's fused Adam kernel."""
 
     def update_step(self, gradient, variable, learning_rate):
-        if (keras.backend.backend() != "tensorflow" or self.amsgrad or isinstance(gradient, tf.IndexedSlices)
-                or isinstance(variable, keras.Variable)):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or self.amsgrad
+            or isinstance(gradient, tf.IndexedSlices)
+            or isinstance(variable, keras.Variable)
+        ):
             return super().update_step(gradient, variable, learning_rate)
         # `variable` is the tf.Variable (a per-device component under a distribution strategy).
         dtype = variable.dtype
@@ -49,8 +53,12 @@ class FusedAdam(keras.optimizers.Adam):
         )
 
     def _clip_gradients(self, grads):
-        if (keras.backend.backend() != "tensorflow" or not self.global_clipnorm or self.clipnorm
-                or any(isinstance(g, tf.IndexedSlices) for g in grads)):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or not self.global_clipnorm
+            or self.clipnorm
+            or any(isinstance(g, tf.IndexedSlices) for g in grads)
+        ):
             return super()._clip_gradients(grads)
         # keras' clip_by_global_norm, with one fused reduction per gradient for the norm.
         squared = [2.0 * tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in grads if g is not None]  # sum(g^2)

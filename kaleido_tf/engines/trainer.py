@@ -44,8 +44,9 @@ def _progress_bar(total, initial, unit_scale, enabled, desc):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="ex", unit_scale=unit_scale, desc=desc, mininterval=1.0,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total, initial=initial, unit="ex", unit_scale=unit_scale, desc=desc, mininterval=1.0, dynamic_ncols=True
+    )
 
 
 @contextlib.contextmanager
@@ -67,8 +68,9 @@ def check_mixed_precision(mixed_precision):
     if mixed_precision in (None, "", "float32", "none"):
         return None
     if mixed_precision not in MIXED_PRECISION_POLICIES:
-        raise ValueError(f"mixed_precision must be None, {' or '.join(MIXED_PRECISION_POLICIES)}; "
-                         f"got {mixed_precision!r}")
+        raise ValueError(
+            f"mixed_precision must be None, {' or '.join(MIXED_PRECISION_POLICIES)}; got {mixed_precision!r}"
+        )
     return mixed_precision
 
 
@@ -108,15 +110,32 @@ class Trainer:
             variables as keras Adam); the AdamW variant (weight_decay > 0) keeps its own update.
     """
 
-    def __init__(self, task, model_dir, strategy=None, learning_rate=1e-4, train_steps=1, warmup_ratio=0.1,
-                 weight_decay=0.0, clip_norm=1.0, save_steps=None, keep_checkpoint_max=5, log_steps=10,
-                 jit_compile=False, progress=True, mixed_precision=None, fused_optimizer=True):
+    def __init__(
+        self,
+        task,
+        model_dir,
+        strategy=None,
+        learning_rate=1e-4,
+        train_steps=1,
+        warmup_ratio=0.1,
+        weight_decay=0.0,
+        clip_norm=1.0,
+        save_steps=None,
+        keep_checkpoint_max=5,
+        log_steps=10,
+        jit_compile=False,
+        progress=True,
+        mixed_precision=None,
+        fused_optimizer=True,
+    ):
         self.task = task
         self.mixed_precision = check_mixed_precision(mixed_precision)
         if self.mixed_precision == "mixed_float16" and not _accepts_loss_scale(task):
-            raise ValueError(f"mixed_precision='mixed_float16' needs loss scaling, but the task "
-                             f"{type(task).__name__} has no `loss_scale` argument in compute_gradients; "
-                             f"use mixed_precision='mixed_bfloat16' or None")
+            raise ValueError(
+                f"mixed_precision='mixed_float16' needs loss scaling, but the task "
+                f"{type(task).__name__} has no `loss_scale` argument in compute_gradients; "
+                f"use mixed_precision='mixed_bfloat16' or None"
+            )
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.train_steps = int(train_steps)
@@ -135,11 +154,13 @@ class Trainer:
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
         # The dropout random states go into checkpoints too, so a resumed run draws the same masks.
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              rng=_random_states(self.model))
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, rng=_random_states(self.model)
+        )
         directory = model_dir if self.chief else os.path.join(model_dir, f".worker_{self._task_id()}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep_checkpoint_max,
-                                                  checkpoint_name="ckpt")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=keep_checkpoint_max, checkpoint_name="ckpt"
+        )
         self._train_fn = None
         self._eval_fn = None
         self._writers = {}
@@ -173,8 +194,9 @@ class Trainer:
         logger.info(message)
         if self.chief:
             self.task.config.to_json_file(os.path.join(self.model_dir, "config.json"))
-            atomic_write_text(os.path.join(self.model_dir, TRAINER_MARKER),
-                              json.dumps({"task": self.task.name}, indent=2) + "\n")
+            atomic_write_text(
+                os.path.join(self.model_dir, TRAINER_MARKER), json.dumps({"task": self.task.name}, indent=2) + "\n"
+            )
         return message
 
     def _resume(self, latest):
@@ -198,12 +220,17 @@ class Trainer:
                 continue
             message = f"resumed from {path} at step {self.global_step}"
             if failures:
-                message += ("; skipped the newer checkpoint(s) that are truncated, corrupt or do not match the "
-                            "model: " + "; ".join(failures))
+                message += (
+                    "; skipped the newer checkpoint(s) that are truncated, corrupt or do not match the "
+                    "model: " + "; ".join(failures)
+                )
             return message
-        raise CheckpointError("cannot resume from any checkpoint in " + self.manager.directory + ": each is "
-                              "truncated, corrupt or does not match the model: " + "; ".join(failures) +
-                              ". Use another --model_dir to start afresh.")
+        raise CheckpointError(
+            "cannot resume from any checkpoint in " + self.manager.directory + ": each is "
+            "truncated, corrupt or does not match the model: "
+            + "; ".join(failures)
+            + ". Use another --model_dir to start afresh."
+        )
 
     def save(self):
         path = self.manager.save(checkpoint_number=self.global_step)
@@ -257,8 +284,9 @@ class Trainer:
 
         def replica_fn(features):
             if loss_scaled:
-                losses, grads = task.compute_gradients(features, model, global_batch,
-                                                       loss_scale=optimizer.dynamic_scale)
+                losses, grads = task.compute_gradients(
+                    features, model, global_batch, loss_scale=optimizer.dynamic_scale
+                )
             else:
                 losses, grads = task.compute_gradients(features, model, global_batch)
             if single:
@@ -324,8 +352,9 @@ class Trainer:
         writer.flush()
 
     # ------------------------------------------------------------------ loops
-    def train(self, dataset_fn, per_replica_batch, eval_dataset_fn=None, eval_steps=None, eval_every=None,
-              stop_at_step=None):
+    def train(
+        self, dataset_fn, per_replica_batch, eval_dataset_fn=None, eval_steps=None, eval_every=None, stop_at_step=None
+    ):
         """Trains up to `train_steps` (or `stop_at_step`, for a run in several parts), resuming from the current
         step.
 
@@ -344,8 +373,13 @@ class Trainer:
         iterator = iter(dataset)
         if self._train_fn is None:
             self._train_fn = self._build_train_fn(global_batch)
-        bar = _progress_bar(self.train_steps * global_batch, start * global_batch, True,
-                            self.progress and self.chief, f"train {self.task.name}")
+        bar = _progress_bar(
+            self.train_steps * global_batch,
+            start * global_batch,
+            True,
+            self.progress and self.chief,
+            f"train {self.task.name}",
+        )
         logs, last = {}, {}
         tick, tick_step = time.time(), start
         try:

@@ -4,25 +4,48 @@ The retrieval and classification parts need only numpy; the pretraining metrics 
 Keras when first used, so that `kaleido-eval-retrieval` starts quickly.
 """
 
-from kaleido_tf.evaluators.classification import (accuracy, classification_report, confusion_counts,
-                                                  macro_f1)
-from kaleido_tf.evaluators.retrieval import (METRIC_KEYS, RANK_KS, RETRIEVAL_TYPES, RetrievalRecord,
-                                             RetrievalResults, RetrievalResultWriter,
-                                             format_retrieval_report, read_retrieval_results, roc_auc,
-                                             score_retrieval, score_retrieval_arrays)
+from kaleido_tf.evaluators.classification import accuracy, classification_report, confusion_counts, macro_f1
+from kaleido_tf.evaluators.retrieval import (
+    METRIC_KEYS,
+    RANK_KS,
+    RETRIEVAL_TYPES,
+    RetrievalRecord,
+    RetrievalResults,
+    RetrievalResultWriter,
+    format_retrieval_report,
+    read_retrieval_results,
+    roc_auc,
+    score_retrieval,
+    score_retrieval_arrays,
+)
 
 _LAZY = {"PretrainMetrics", "pretrain_metric_values", "PRETRAIN_TASKS"}
 
 __all__ = [
-    "METRIC_KEYS", "PRETRAIN_TASKS", "PretrainMetrics", "RANK_KS", "RETRIEVAL_TYPES", "RetrievalRecord",
-    "RetrievalResultWriter", "RetrievalResults", "accuracy", "classification_report",
-    "confusion_counts", "format_retrieval_report", "macro_f1", "pretrain_metric_values",
-    "read_retrieval_results", "roc_auc", "score_retrieval", "score_retrieval_arrays",
+    "METRIC_KEYS",
+    "PRETRAIN_TASKS",
+    "PretrainMetrics",
+    "RANK_KS",
+    "RETRIEVAL_TYPES",
+    "RetrievalRecord",
+    "RetrievalResultWriter",
+    "RetrievalResults",
+    "accuracy",
+    "classification_report",
+    "confusion_counts",
+    "format_retrieval_report",
+    "macro_f1",
+    "pretrain_metric_values",
+    "read_retrieval_results",
+    "roc_auc",
+    "score_retrieval",
+    "score_retrieval_arrays",
 ]
 
 
 def __getattr__(name):
     if name in _LAZY:
         from kaleido_tf.evaluators import pretrain  # pylint: disable=import-outside-toplevel
+
         return getattr(pretrain, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

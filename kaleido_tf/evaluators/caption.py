@@ -23,8 +23,15 @@ import threading
 
 METRICS = ("bleu_4", "meteor", "rouge_l", "cider")
 ALL_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
-METRIC_TITLES = {"bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3", "bleu_4": "BLEU-4",
-                 "meteor": "METEOR", "rouge_l": "ROUGE-L", "cider": "CIDEr"}
+METRIC_TITLES = {
+    "bleu_1": "BLEU-1",
+    "bleu_2": "BLEU-2",
+    "bleu_3": "BLEU-3",
+    "bleu_4": "BLEU-4",
+    "meteor": "METEOR",
+    "rouge_l": "ROUGE-L",
+    "cider": "CIDEr",
+}
 
 _METEOR = None
 _METEOR_LOCK = threading.Lock()
@@ -46,8 +53,10 @@ def _library():
 def _java():
     java = shutil.which("java")
     if java is None:
-        raise CaptionScorerError("caption metrics need Java (the PTB tokenizer and METEOR are Java programs): "
-                                 "install a JRE, e.g. apt-get install default-jre-headless")
+        raise CaptionScorerError(
+            "caption metrics need Java (the PTB tokenizer and METEOR are Java programs): "
+            "install a JRE, e.g. apt-get install default-jre-headless"
+        )
     return java
 
 
@@ -63,18 +72,22 @@ def ptb_tokenize(texts):
         f.write("\n".join(texts) + "\n")
         path = f.name
     try:
-        done = subprocess.run([_java(), "-cp", jar, "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines",
-                               "-lowerCase", path], capture_output=True, timeout=600)
+        done = subprocess.run(
+            [_java(), "-cp", jar, "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase", path],
+            capture_output=True,
+            timeout=600,
+        )
     finally:
         os.remove(path)
     if done.returncode != 0:
-        raise CaptionScorerError(f"the PTB tokenizer failed ({done.returncode}): "
-                                 f"{done.stderr.decode('utf-8', 'replace')[-2000:]}")
+        raise CaptionScorerError(
+            f"the PTB tokenizer failed ({done.returncode}): {done.stderr.decode('utf-8', 'replace')[-2000:]}"
+        )
     lines = done.stdout.decode("utf-8").split("\n")
-    if len(lines) < len(texts) or any(line.strip() for line in lines[len(texts):]):
+    if len(lines) < len(texts) or any(line.strip() for line in lines[len(texts) :]):
         raise CaptionScorerError(f"the PTB tokenizer returned {len(lines)} lines for {len(texts)} captions")
     punctuation = set(ptbtokenizer.PUNCTUATIONS)
-    return [" ".join(w for w in line.rstrip().split(" ") if w and w not in punctuation) for line in lines[:len(texts)]]
+    return [" ".join(w for w in line.rstrip().split(" ") if w and w not in punctuation) for line in lines[: len(texts)]]
 
 
 def _meteor():
@@ -95,8 +108,10 @@ def _check_inputs(hypotheses, references):
         missing = [k for k in hypotheses if k not in references]
         extra = [k for k in references if k not in hypotheses]
         if missing or extra:
-            raise ValueError(f"hypotheses and references must have the same image ids: only in hypotheses "
-                             f"{missing[:5]}, only in references {extra[:5]}")
+            raise ValueError(
+                f"hypotheses and references must have the same image ids: only in hypotheses "
+                f"{missing[:5]}, only in references {extra[:5]}"
+            )
         keys = list(hypotheses)
         hyps = [hypotheses[k] for k in keys]
         refs = [references[k] for k in keys]
@@ -133,7 +148,7 @@ def score_captions(hypotheses, references, metrics=METRICS):
     res, gts, offset = {}, {}, len(hyps)
     for i, group in enumerate(refs):
         res[i] = [tokens[i]]
-        gts[i] = tokens[offset:offset + len(group)]
+        gts[i] = tokens[offset : offset + len(group)]
         offset += len(group)
     scores = {}
     if any(m.startswith("bleu") for m in metrics):

@@ -152,14 +152,21 @@ def classification_report(labels, preds, class_names=None, num_classes=None, dig
     rows = [head, ""]
     fmt = f"{{:>{width}}} {{:>10.{digits}f}} {{:>10.{digits}f}} {{:>10.{digits}f}} {{:>10d}}"
     for name, values in report["per_class"].items():
-        rows.append(fmt.format(name, values["precision"], values["recall"], values["f1"],
-                               values["support"]))
+        rows.append(fmt.format(name, values["precision"], values["recall"], values["f1"], values["support"]))
     rows.append("")
-    rows.append(f"{'accuracy':>{width}} {'':>10} {'':>10} {report['accuracy']:>10.{digits}f} "
-                f"{report['support']:>10d}")
-    rows.append(fmt.format("macro avg", report["macro_precision"], report["macro_recall"],
-                           report["macro_f1"], report["support"]))
-    rows.append(fmt.format("weighted avg", report["weighted_precision"], report["weighted_recall"],
-                           report["weighted_f1"],
-                           report["support"]))
+    rows.append(f"{'accuracy':>{width}} {'':>10} {'':>10} {report['accuracy']:>10.{digits}f} {report['support']:>10d}")
+    rows.append(
+        fmt.format(
+            "macro avg", report["macro_precision"], report["macro_recall"], report["macro_f1"], report["support"]
+        )
+    )
+    rows.append(
+        fmt.format(
+            "weighted avg",
+            report["weighted_precision"],
+            report["weighted_recall"],
+            report["weighted_f1"],
+            report["support"],
+        )
+    )
     return report, "\n".join(rows)

@@ -58,8 +58,9 @@ def _task_counts(task, logits, labels, weights):
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])  # [N]
     label_name = _TASK_SPECS[task][1][0]
     if logits.shape[0] is not None and labels.shape[0] is not None and logits.shape[0] != labels.shape[0]:
-        raise ValueError(f"{label_name} holds {labels.shape[0]} labels but {_TASK_SPECS[task][0]} "
-                         f"has {logits.shape[0]} rows")
+        raise ValueError(
+            f"{label_name} holds {labels.shape[0]} labels but {_TASK_SPECS[task][0]} has {logits.shape[0]} rows"
+        )
     predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)  # [N]
     hits = tf.cast(tf.equal(predictions, labels), tf.float32)  # [N]
     if weights is None:
@@ -67,8 +68,9 @@ def _task_counts(task, logits, labels, weights):
     else:
         weights = tf.reshape(tf.cast(weights, tf.float32), [-1])  # [N]
         if weights.shape[0] is not None and labels.shape[0] is not None and weights.shape[0] != labels.shape[0]:
-            raise ValueError(f"{_TASK_SPECS[task][2]} holds {weights.shape[0]} weights for "
-                             f"{labels.shape[0]} {label_name}")
+            raise ValueError(
+                f"{_TASK_SPECS[task][2]} holds {weights.shape[0]} weights for {labels.shape[0]} {label_name}"
+            )
     return tf.reduce_sum(hits * weights), tf.reduce_sum(weights)
 
 
@@ -85,8 +87,7 @@ def pretrain_metric_values(outputs, features, tasks=None):
       dict task -> (correct, count); accuracy = correct / count.
     """
     explicit = tasks is not None
-    return _metric_values(outputs, features, _check_tasks(PRETRAIN_TASKS if tasks is None else tasks),
-                          explicit)
+    return _metric_values(outputs, features, _check_tasks(PRETRAIN_TASKS if tasks is None else tasks), explicit)
 
 
 def _metric_values(outputs, features, tasks, explicit):
@@ -125,10 +126,16 @@ class PretrainMetrics(keras.metrics.Metric):
         self._correct = []
         self._count = []
         for task in self.tasks:
-            self._correct.append(self.add_variable(shape=(), initializer="zeros", dtype=self.dtype,
-                                                   aggregation="sum", name=f"{task}_correct"))
-            self._count.append(self.add_variable(shape=(), initializer="zeros", dtype=self.dtype,
-                                                 aggregation="sum", name=f"{task}_count"))
+            self._correct.append(
+                self.add_variable(
+                    shape=(), initializer="zeros", dtype=self.dtype, aggregation="sum", name=f"{task}_correct"
+                )
+            )
+            self._count.append(
+                self.add_variable(
+                    shape=(), initializer="zeros", dtype=self.dtype, aggregation="sum", name=f"{task}_count"
+                )
+            )
 
     def update_state(self, outputs, features, sample_weight=None):
         """Adds one batch. `sample_weight` is not supported (the MLM weights come from features)."""
@@ -142,14 +149,19 @@ class PretrainMetrics(keras.metrics.Metric):
                 self._count[i].assign_add(tf.cast(count, self.dtype))
 
     def result(self):
-        return {f"{task}_accuracy": tf.math.divide_no_nan(tf.convert_to_tensor(self._correct[i]),
-                                                          tf.convert_to_tensor(self._count[i]))
-                for i, task in enumerate(self.tasks)}
+        return {
+            f"{task}_accuracy": tf.math.divide_no_nan(
+                tf.convert_to_tensor(self._correct[i]), tf.convert_to_tensor(self._count[i])
+            )
+            for i, task in enumerate(self.tasks)
+        }
 
     def counts(self):
         """dict task -> (correct, count) accumulated so far."""
-        return {task: (tf.convert_to_tensor(self._correct[i]), tf.convert_to_tensor(self._count[i]))
-                for i, task in enumerate(self.tasks)}
+        return {
+            task: (tf.convert_to_tensor(self._correct[i]), tf.convert_to_tensor(self._count[i]))
+            for i, task in enumerate(self.tasks)
+        }
 
     def reset_state(self):
         for variable in self._correct + self._count:

@@ -35,7 +35,8 @@ import math
 import os
 import re
 import warnings
-from typing import Iterable, NamedTuple, Sequence, Union
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -83,9 +84,13 @@ class RetrievalResults:
     def records(self):
         """Iterates over the pairs as `RetrievalRecord`s."""
         for i in range(len(self)):
-            yield RetrievalRecord(str(self.text_prod_ids[i]), str(self.image_prod_ids[i]),
-                                  str(self.prod_img_ids[i]), int(self.labels[i]),
-                                  tuple(float(x) for x in self.logits[i]))
+            yield RetrievalRecord(
+                str(self.text_prod_ids[i]),
+                str(self.image_prod_ids[i]),
+                str(self.prod_img_ids[i]),
+                int(self.labels[i]),
+                tuple(float(x) for x in self.logits[i]),
+            )
 
     @classmethod
     def from_records(cls, records):
@@ -182,8 +187,10 @@ class RetrievalResultWriter:
         prod = _ids_as_str(prod_img_ids, "prod_img_ids")
         batch = len(text)
         if len(image) != batch or len(prod) != batch:
-            raise ValueError(f"id batches differ in size: text_prod_ids {batch}, "
-                             f"image_prod_ids {len(image)}, prod_img_ids {len(prod)}")
+            raise ValueError(
+                f"id batches differ in size: text_prod_ids {batch}, "
+                f"image_prod_ids {len(image)}, prod_img_ids {len(prod)}"
+            )
         labels = np.asarray(labels)
         if labels.size != batch:
             raise ValueError(f"labels hold {labels.size} values for {batch} pairs")
@@ -191,10 +198,8 @@ class RetrievalResultWriter:
             raise ValueError(f"labels must be 0 or 1, got {np.unique(labels).tolist()}")
         logits = np.asarray(nsp_logits, dtype=np.float32).reshape(-1)  # [B * 2]
         if logits.shape[0] != 2 * batch:
-            raise ValueError(f"nsp_logits hold {logits.shape[0]} values for {batch} pairs "
-                             f"(expected {2 * batch})")
-        fields = (str(text), str(image), str(prod), str(labels.astype(np.int64).tolist()),
-                  str(logits.tolist()))
+            raise ValueError(f"nsp_logits hold {logits.shape[0]} values for {batch} pairs (expected {2 * batch})")
+        fields = (str(text), str(image), str(prod), str(labels.astype(np.int64).tolist()), str(logits.tolist()))
         self._file.write(FIELD_SEPARATOR.join(fields) + "\n")
         self.batches += 1
         self.pairs += batch
@@ -241,8 +246,13 @@ class _NumpyReprToLiteral(ast.NodeTransformer):
 
     def visit_Call(self, node):  # pylint: disable=invalid-name
         func = node.func
-        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                and func.value.id in ("np", "numpy") and len(node.args) == 1 and not node.keywords):
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in ("np", "numpy")
+            and len(node.args) == 1
+            and not node.keywords
+        ):
             return self.visit(node.args[0])
         return node  # left as is: literal_eval rejects it
 
@@ -289,8 +299,7 @@ def _literal(text, field, where):
     except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, OverflowError) as e:
         raise ValueError(f"{where}: field {field} holds an unparsable value ({e}): {_clip(src)}") from None
     if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{where}: field {field} must be a list, found {type(value).__name__}: "
-                         f"{_clip(src)}")
+        raise ValueError(f"{where}: field {field} must be a list, found {type(value).__name__}: {_clip(src)}")
     return _flatten(value)
 
 
@@ -323,8 +332,7 @@ def _parse_ids(values, field, where):
             except UnicodeDecodeError:
                 raise ValueError(f"{where}: field {field} item {i} is not valid UTF-8: {v!r}") from None
         elif isinstance(v, bool) or not isinstance(v, (str, int)):
-            raise ValueError(f"{where}: field {field} item {i} must be a string id, "
-                             f"found {type(v).__name__} {v!r}")
+            raise ValueError(f"{where}: field {field} item {i} must be a string id, found {type(v).__name__} {v!r}")
         out.append(str(v))
     return out
 
@@ -356,8 +364,9 @@ def _parse_logits(values, where):
 def _parse_line(text, where):
     fields = text.split(FIELD_SEPARATOR)
     if len(fields) != 5:
-        raise ValueError(f"{where}: expected 5 fields separated by \\001 "
-                         f"({', '.join(_FIELD_NAMES)}), found {len(fields)}")
+        raise ValueError(
+            f"{where}: expected 5 fields separated by \\001 ({', '.join(_FIELD_NAMES)}), found {len(fields)}"
+        )
     text_ids = _parse_ids(_literal(fields[0], "text_prod_id", where), "text_prod_id", where)
     image_ids = _parse_ids(_literal(fields[1], "image_prod_id", where), "image_prod_id", where)
     prod_ids = _parse_ids(_literal(fields[2], "prod_img_id", where), "prod_img_id", where)
@@ -365,8 +374,10 @@ def _parse_line(text, where):
     logits = _parse_logits(_literal(fields[4], "logits", where), where)
     n = len(text_ids)
     if len(image_ids) != n or len(prod_ids) != n or len(labels) != n:
-        raise ValueError(f"{where}: lists of different lengths: text_prod_id {n}, image_prod_id "
-                         f"{len(image_ids)}, prod_img_id {len(prod_ids)}, labels {len(labels)}")
+        raise ValueError(
+            f"{where}: lists of different lengths: text_prod_id {n}, image_prod_id "
+            f"{len(image_ids)}, prod_img_id {len(prod_ids)}, labels {len(labels)}"
+        )
     if len(logits) != 2 * n:
         raise ValueError(f"{where}: {len(logits)} logits for {n} ids (expected 2 x {n} = {2 * n})")
     return text_ids, image_ids, prod_ids, labels, logits
@@ -396,9 +407,17 @@ def read_retrieval_results(paths, progress=None):
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         total = os.path.getsize(path)
-        with open(path, "rb") as f, tqdm(total=total, unit="B", unit_scale=True, desc="reading results",
-                                         disable=None if progress is None else not progress,
-                                         leave=False) as bar:
+        with (
+            open(path, "rb") as f,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc="reading results",
+                disable=None if progress is None else not progress,
+                leave=False,
+            ) as bar,
+        ):
             for lineno, raw in enumerate(f, start=1):  # splits on b"\n" only
                 bar.update(len(raw))
                 where = f"{path}:{lineno}"
@@ -482,8 +501,9 @@ def score_retrieval_arrays(query_ids, labels, logits):
 
     scores = logits[:, 1]  # [N]
     first_seen = {}  # query id -> dense index, in order of first appearance
-    query_index = np.fromiter((first_seen.setdefault(q, len(first_seen)) for q in query_ids.tolist()),
-                              dtype=np.int64, count=n)  # [N]
+    query_index = np.fromiter(
+        (first_seen.setdefault(q, len(first_seen)) for q in query_ids.tolist()), dtype=np.int64, count=n
+    )  # [N]
     num_queries = len(first_seen)
     # Sort by query, then match logit descending, then file order (a stable descending sort).
     order = np.lexsort((np.arange(n), -scores, query_index))  # [N]
@@ -503,7 +523,7 @@ def score_retrieval_arrays(query_ids, labels, logits):
     return {key: metrics[key] for key in METRIC_KEYS}
 
 
-def score_retrieval(records: Union[RetrievalResults, Iterable[RetrievalRecord]], type="txt2img"):  # pylint: disable=redefined-builtin
+def score_retrieval(records: RetrievalResults | Iterable[RetrievalRecord], type="txt2img"):  # pylint: disable=redefined-builtin
     """Retrieval metrics of `records` (a `RetrievalResults` or an iterable of `RetrievalRecord`).
 
     Args:

@@ -13,8 +13,12 @@ import json
 import math
 import sys
 
-from kaleido_tf.evaluators.retrieval import (RETRIEVAL_TYPES, format_retrieval_report,
-                                             read_retrieval_results, score_retrieval)
+from kaleido_tf.evaluators.retrieval import (
+    RETRIEVAL_TYPES,
+    format_retrieval_report,
+    read_retrieval_results,
+    score_retrieval,
+)
 
 PROG = "kaleido-eval-retrieval"
 EXIT_USAGE = 2
@@ -22,15 +26,28 @@ EXIT_USAGE = 2
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Score image-text retrieval result files (Accuracy, Rank@1/5/10/100, AUC).")
-    parser.add_argument("--results", required=True, nargs="+", metavar="FILE",
-                        help="result file(s) written in predict mode, one line per batch")
-    parser.add_argument("--type", required=True, choices=RETRIEVAL_TYPES,
-                        help="txt2img: queries keyed by text_prod_id; img2txt: by image_prod_id")
+        prog=PROG, description="Score image-text retrieval result files (Accuracy, Rank@1/5/10/100, AUC)."
+    )
+    parser.add_argument(
+        "--results",
+        required=True,
+        nargs="+",
+        metavar="FILE",
+        help="result file(s) written in predict mode, one line per batch",
+    )
+    parser.add_argument(
+        "--type",
+        required=True,
+        choices=RETRIEVAL_TYPES,
+        help="txt2img: queries keyed by text_prod_id; img2txt: by image_prod_id",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="show a progress bar while reading (default: only on a terminal)")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar while reading (default: only on a terminal)",
+    )
     return parser
 
 

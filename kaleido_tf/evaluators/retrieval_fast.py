@@ -70,8 +70,9 @@ def unique_pairs(batches, text_keys=TEXT_ID_KEYS, image_keys=IMAGE_ID_KEYS):
         text_key = _first_key(batch, text_keys, "text")
         image_key = _first_key(batch, image_keys, "image")
         for kind, key, rows, table, fields, index in (
-                ("text", text_key, text_rows, texts, TEXT_FIELDS, text_index),
-                ("image", image_key, image_rows, images, fields_image, image_index)):
+            ("text", text_key, text_rows, texts, TEXT_FIELDS, text_index),
+            ("image", image_key, image_rows, images, fields_image, image_index),
+        ):
             present = [f for f in fields if f in batch]
             for i, ident in enumerate(_id_strings(batch[key], key)):
                 row = rows.get(ident)
@@ -82,14 +83,15 @@ def unique_pairs(batches, text_keys=TEXT_ID_KEYS, image_keys=IMAGE_ID_KEYS):
                 else:
                     for f in present:
                         if not np.array_equal(table[f][row], batch[f][i]):
-                            raise ValueError(f"batch {batch_number}, pair {i}: {kind} {key}={ident!r} was seen "
-                                             f"before with a different `{f}`; ids must identify their features")
+                            raise ValueError(
+                                f"batch {batch_number}, pair {i}: {kind} {key}={ident!r} was seen "
+                                f"before with a different `{f}`; ids must identify their features"
+                            )
                 index.append(row)
     if not text_index:
         raise ValueError("no pairs: the batches are empty")
     as_arrays = lambda table: {k: np.stack(v) for k, v in table.items()}  # noqa: E731
-    return (as_arrays(texts), as_arrays(images), np.asarray(text_index, np.int32),
-            np.asarray(image_index, np.int32))
+    return (as_arrays(texts), as_arrays(images), np.asarray(text_index, np.int32), np.asarray(image_index, np.int32))
 
 
 class ITMScorer:
@@ -125,7 +127,7 @@ class ITMScorer:
         count = len(next(iter(features.values())))
         outs = []
         for start in range(0, count, self.batch_size):
-            outs.append(fn({k: tf.constant(v[start:start + self.batch_size]) for k, v in features.items()}))
+            outs.append(fn({k: tf.constant(v[start : start + self.batch_size]) for k, v in features.items()}))
         return [tf.concat([o[i] for o in outs], axis=0) for i in range(2)]
 
     def embed_texts(self, texts):
@@ -156,27 +158,30 @@ class ITMScorer:
             raise ValueError(f"text_index has {text_index.size} pairs, image_index {image_index.size}")
         for name, index, table in (("text_index", text_index, text_emb), ("image_index", image_index, image_emb)):
             if index.size and (index.min() < 0 or index.max() >= table.shape[0]):
-                raise ValueError(f"{name} holds {int(index.min())}..{int(index.max())}, outside the "
-                                 f"{table.shape[0]} embedded rows")
+                raise ValueError(
+                    f"{name} holds {int(index.min())}..{int(index.max())}, outside the {table.shape[0]} embedded rows"
+                )
         pairs = text_index.size
         logits = np.empty((pairs, 2), np.float32)
         b = self.batch_size
         for start in tqdm(range(0, pairs, b), desc="ITM scoring", unit="batch", disable=not progress):
-            t = text_index[start:start + b]
-            i = image_index[start:start + b]
+            t = text_index[start : start + b]
+            i = image_index[start : start + b]
             real = len(t)
             if real < b:  # pad to the compiled shape with copies of the first pair
                 t = np.concatenate([t, np.full(b - real, t[0], np.int32)])
                 i = np.concatenate([i, np.full(b - real, i[0], np.int32)])
-            out = self._score_batch(tf.gather(text_emb, t), tf.gather(text_mask, t),
-                                    tf.gather(image_emb, i), tf.gather(image_mask, i))
-            logits[start:start + real] = out.numpy()[:real]
+            out = self._score_batch(
+                tf.gather(text_emb, t), tf.gather(text_mask, t), tf.gather(image_emb, i), tf.gather(image_mask, i)
+            )
+            logits[start : start + real] = out.numpy()[:real]
         return logits
 
     def score(self, texts, images, text_index, image_index, progress=False):
         """Embeds the distinct texts and images once, then scores the pairs: -> logits [P, 2] (float32)."""
-        return self.score_embedded(self.embed_texts(texts), self.embed_images(images), text_index, image_index,
-                                   progress=progress)
+        return self.score_embedded(
+            self.embed_texts(texts), self.embed_images(images), text_index, image_index, progress=progress
+        )
 
     def score_batches(self, batches, progress=False):
         """Scores retrieval pair batches (see `unique_pairs`): -> logits [P, 2] in pair order."""

@@ -16,11 +16,16 @@ def predict_retrieval(trainer, dataset_fn, kind, result_path, progress=True):
     if kind not in ("img2txt", "txt2img"):
         raise ValueError(f"retrieval type must be img2txt or txt2img, got {kind!r}")
     with RetrievalResultWriter(result_path) as writer:
-        for out in tqdm(trainer.predict(dataset_fn, passthrough=PASSTHROUGH), desc=f"retrieval {kind}",
-                        unit="batch", disable=not progress):
+        for out in tqdm(
+            trainer.predict(dataset_fn, passthrough=PASSTHROUGH),
+            desc=f"retrieval {kind}",
+            unit="batch",
+            disable=not progress,
+        ):
             missing = [k for k in PASSTHROUGH if k not in out]
             if missing:
                 raise ValueError(f"the retrieval input lacks {missing}: use the retrieval schema")
-            writer.write_batch(out["text_prod_id"], out["image_prod_id"], out["prod_img_id"], out["nx_sent_labels"],
-                               out["nsp_logits"])
+            writer.write_batch(
+                out["text_prod_id"], out["image_prod_id"], out["prod_img_id"], out["nx_sent_labels"], out["nsp_logits"]
+            )
     return score_retrieval(read_retrieval_results(result_path), type=kind)

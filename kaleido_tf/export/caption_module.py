@@ -69,8 +69,9 @@ class CaptionServingModule(SignatureModule):
         max_length, beam_size, length_penalty: generation settings (default: the model's).
     """
 
-    def __init__(self, model, vocab_file, max_length=None, beam_size=None, length_penalty=None,
-                 name="kaleido_caption_serving"):
+    def __init__(
+        self, model, vocab_file, max_length=None, beam_size=None, length_penalty=None, name="kaleido_caption_serving"
+    ):
         super().__init__(name=name)
         if not isinstance(model, KaleidoBERTCaptioner):
             raise TypeError(f"CaptionServingModule exports a KaleidoBERTCaptioner, got {type(model).__name__}")
@@ -91,8 +92,9 @@ class CaptionServingModule(SignatureModule):
 
         def caption(features):
             checked = serving_inputs.check_inputs(dict(features), fields)
-            ids = model.generate(checked, max_length=self.max_length, beam_size=self.beam_size,
-                                 length_penalty=self.length_penalty)  # [B, L]
+            ids = model.generate(
+                checked, max_length=self.max_length, beam_size=self.beam_size, length_penalty=self.length_penalty
+            )  # [B, L]
             return {"caption": decoder(ids), "token_ids": tf.cast(ids, tf.int64)}
 
         spec = {field.name: field.spec() for field in fields}
@@ -101,6 +103,10 @@ class CaptionServingModule(SignatureModule):
 
     def describe(self):
         fields = {field.name: field.to_dict() for field in self.patch_fields}
-        generation = {"max_length": self.max_length, "beam_size": self.beam_size,
-                      "length_penalty": self.length_penalty, "no_repeat_ngram_size": self.no_repeat_ngram_size}
+        generation = {
+            "max_length": self.max_length,
+            "beam_size": self.beam_size,
+            "length_penalty": self.length_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }
         return self.describe_signatures(fields, extra={"generation": generation})

@@ -39,8 +39,7 @@ def existing_versions(export_dir):
     if not os.path.isdir(export_dir):
         return []
     return sorted(
-        int(name) for name in os.listdir(export_dir)
-        if name.isdigit() and os.path.isdir(os.path.join(export_dir, name))
+        int(name) for name in os.listdir(export_dir) if name.isdigit() and os.path.isdir(os.path.join(export_dir, name))
     )
 
 
@@ -87,7 +86,9 @@ def _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures
         if tokens > vocab_size:
             logger.warning(
                 "no vocab_file given and the packaged vocab (%d tokens) does not fit the model's vocab_size=%d: "
-                "exporting without text signatures", tokens, vocab_size,
+                "exporting without text signatures",
+                tokens,
+                vocab_size,
             )
             return None
         vocab_file = DEFAULT_VOCAB
@@ -104,14 +105,26 @@ def _caption_vocab(model, vocab_file):
         return vocab_file
     tokens = len(read_vocab(DEFAULT_VOCAB))
     if tokens > model.config.vocab_size:
-        raise ValueError(f"a captioner export needs the model's vocab: the packaged vocab has {tokens} tokens, more "
-                         f"than vocab_size={model.config.vocab_size}; pass vocab_file")
+        raise ValueError(
+            f"a captioner export needs the model's vocab: the packaged vocab has {tokens} tokens, more "
+            f"than vocab_size={model.config.vocab_size}; pass vocab_file"
+        )
     return DEFAULT_VOCAB
 
 
-def export_saved_model(model, export_dir, version=None, vocab_file=None, label_map=None, do_lower_case=True,
-                       max_text_length=None, overwrite=False, text_signatures=True, beam_size=None,
-                       max_caption_length=None):
+def export_saved_model(
+    model,
+    export_dir,
+    version=None,
+    vocab_file=None,
+    label_map=None,
+    do_lower_case=True,
+    max_text_length=None,
+    overwrite=False,
+    text_signatures=True,
+    beam_size=None,
+    max_caption_length=None,
+):
     """Exports `model` as the SavedModel EXPORT_DIR/<version>/ for TF Serving; returns that path.
 
     Args:
@@ -145,8 +158,9 @@ def export_saved_model(model, export_dir, version=None, vocab_file=None, label_m
     names = load_class_names(label_map, model.num_classes) if kind == CLASSIFIER else None
     if captioner:
         encoder = None
-        module = CaptionServingModule(model, _caption_vocab(model, vocab_file), max_length=max_caption_length,
-                                      beam_size=beam_size)
+        module = CaptionServingModule(
+            model, _caption_vocab(model, vocab_file), max_length=max_caption_length, beam_size=beam_size
+        )
     else:
         encoder = _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures)
         module = KaleidoServingModule(model, text_encoder=encoder, class_names=names, text_length=text_length)
@@ -170,13 +184,17 @@ def export_saved_model(model, export_dir, version=None, vocab_file=None, label_m
             "default_signature": module.default_signature,
             "signatures": module.describe(),
             "class_names": names,
-            "text": None if encoder is None else {
+            "text": None
+            if encoder is None
+            else {
                 "vocab_asset": encoder.vocab_file_name,
                 "vocab_tokens": encoder.vocab_tokens,
                 "do_lower_case": encoder.do_lower_case,
                 "format": "[CLS] text [SEP], truncated and padded with [PAD] to text_length",
             },
-            "caption": None if not captioner else {
+            "caption": None
+            if not captioner
+            else {
                 "vocab_asset": module.decoder.vocab_file_name,
                 "vocab_tokens": module.decoder.vocab_tokens,
                 "special_ids": dataclasses.asdict(model.tokens),

@@ -54,12 +54,17 @@ def patch_fields(config, use_image_mask=False):
     feature_size = config.patch_feature_size
     for _, suffix, n in config.level_lengths():
         fields.append(
-            InputField(FEATURE_KEY.format(suffix), "float32", n * feature_size,
-                       f"{n} patches x {feature_size} features")
+            InputField(
+                FEATURE_KEY.format(suffix), "float32", n * feature_size, f"{n} patches x {feature_size} features"
+            )
         )
         fields.append(
-            InputField(POSITION_KEY.format(suffix), "float32", n * POSITION_SIZE,
-                       f"{n} patches x {POSITION_SIZE} position numbers")
+            InputField(
+                POSITION_KEY.format(suffix),
+                "float32",
+                n * POSITION_SIZE,
+                f"{n} patches x {POSITION_SIZE} position numbers",
+            )
         )
     if use_image_mask:
         fields.append(InputField("image_mask", "int64", config.num_patches, f"{config.num_patches} patches"))
@@ -95,8 +100,12 @@ def check_inputs(features, fields, vocab_size=None, batch_size=None, batch_sourc
         checks.append(
             tf.raw_ops.Assert(
                 condition=tf.equal(shape[0], batch_size),
-                data=[f"input {field.name}: batch size", shape[0], f"differs from the batch size of {first}",
-                      batch_size],
+                data=[
+                    f"input {field.name}: batch size",
+                    shape[0],
+                    f"differs from the batch size of {first}",
+                    batch_size,
+                ],
                 name=f"check_{field.name}_batch",
             )
         )
@@ -106,8 +115,12 @@ def check_inputs(features, fields, vocab_size=None, batch_size=None, batch_sourc
         checks.append(
             tf.raw_ops.Assert(
                 condition=in_range,
-                data=[f"input input_ids: ids must lie in [0, {vocab_size}), found min", tf.reduce_min(ids),
-                      "max", tf.reduce_max(ids)],
+                data=[
+                    f"input input_ids: ids must lie in [0, {vocab_size}), found min",
+                    tf.reduce_min(ids),
+                    "max",
+                    tf.reduce_max(ids),
+                ],
                 name="check_input_ids_range",
             )
         )

@@ -30,14 +30,12 @@ PRETRAIN, CLASSIFIER = "pretrain", "classifier"
 
 
 def model_kind(model):
-    """"pretrain" or "classifier"; TypeError for any other object."""
+    """ "pretrain" or "classifier"; TypeError for any other object."""
     if isinstance(model, KaleidoBERTPretrainModel):
         return PRETRAIN
     if isinstance(model, KaleidoBERTClassifier):
         return CLASSIFIER
-    raise TypeError(
-        f"can export a KaleidoBERTPretrainModel or a KaleidoBERTClassifier, got {type(model).__name__}"
-    )
+    raise TypeError(f"can export a KaleidoBERTPretrainModel or a KaleidoBERTClassifier, got {type(model).__name__}")
 
 
 def _float32(x):

@@ -6,8 +6,12 @@ from kaleido_tf.layers.core import LAYER_NORM_EPSILON, dense, get_initializer, l
 from kaleido_tf.layers.embedding import PatchEmbedding, TextEmbedding
 from kaleido_tf.layers.encoder import Encoder, TransformerLayer
 from kaleido_tf.layers.heads import MLMHead, PatchClassificationHead, PatchReconstructionHead
-from kaleido_tf.layers.mask import (MASK_ADDER, attention_bias_from_key_mask, attention_bias_from_mask,
-                                    seq2seq_attention_mask)
+from kaleido_tf.layers.mask import (
+    MASK_ADDER,
+    attention_bias_from_key_mask,
+    attention_bias_from_mask,
+    seq2seq_attention_mask,
+)
 from kaleido_tf.layers.utils import gather_indexes, masked_one_hot_rows
 
 __all__ = [

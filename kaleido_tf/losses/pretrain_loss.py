@@ -61,8 +61,9 @@ def kl_divergence(target_probs, pred_probs):
     return ops.sum(t * ops.log(t / p), axis=-1)
 
 
-def patch_reconstruction_loss(logits, target, num_masked, patch_feature_size, target_softmax_per_patch=True,
-                              global_batch_size=None):
+def patch_reconstruction_loss(
+    logits, target, num_masked, patch_feature_size, target_softmax_per_patch=True, global_batch_size=None
+):
     """Mean KL(softmax(target) || softmax(logits)) over the masked patches.
 
     logits: [B*k, F]. target: [B*k, F] or [B, k*F]. With target_softmax_per_patch=False the target softmax
@@ -79,8 +80,9 @@ def patch_reconstruction_loss(logits, target, num_masked, patch_feature_size, ta
     return _mean(per_patch, None if global_batch_size is None else global_batch_size * num_masked)
 
 
-def pretrain_losses(outputs, features, config, grey_target_per_patch=False, global_batch_size=None,
-                    mlm_weight_total=None):
+def pretrain_losses(
+    outputs, features, config, grey_target_per_patch=False, global_batch_size=None, mlm_weight_total=None
+):
     """The seven losses and their unweighted sum under "total".
 
     Args:

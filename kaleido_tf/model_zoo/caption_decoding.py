@@ -157,14 +157,17 @@ def greedy_decode(logits_fn, batch_size, max_length, tokens, no_repeat_ngram_siz
         return step + 1, ids, tf.logical_or(finished, tf.equal(token, tokens.sep_id))
 
     _, ids, _ = tf.while_loop(
-        cond, body, (tf.constant(1), ids, finished),
+        cond,
+        body,
+        (tf.constant(1), ids, finished),
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, width]), tf.TensorShape([None])),
     )
     return ids[:, 1:]
 
 
-def beam_search_decode(logits_fn, batch_size, max_length, beam_size, tokens, length_penalty=0.0,
-                       no_repeat_ngram_size=0):
+def beam_search_decode(
+    logits_fn, batch_size, max_length, beam_size, tokens, length_penalty=0.0, no_repeat_ngram_size=0
+):
     """Beam search over `beam_size` beams per example.
 
     logits_fn takes the flattened beams: input_ids [B*K, L+1] (example-major: the K beams of example 0
@@ -205,9 +208,16 @@ def beam_search_decode(logits_fn, batch_size, max_length, beam_size, tokens, len
         return step + 1, ids, scores, finished, lengths
 
     _, ids, scores, _, lengths = tf.while_loop(
-        cond, body, (tf.constant(1), ids, scores, finished, lengths),
-        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, width]), tf.TensorShape([None, k]),
-                          tf.TensorShape([None, k]), tf.TensorShape([None, k])),
+        cond,
+        body,
+        (tf.constant(1), ids, scores, finished, lengths),
+        shape_invariants=(
+            tf.TensorShape([]),
+            tf.TensorShape([None, width]),
+            tf.TensorShape([None, k]),
+            tf.TensorShape([None, k]),
+            tf.TensorShape([None, k]),
+        ),
     )
     if length_penalty:
         penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, float(length_penalty))  # [B, K]

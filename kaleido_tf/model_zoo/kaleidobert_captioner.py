@@ -19,8 +19,13 @@ from keras import ops
 from kaleido_tf.layers.heads import MLMHead
 from kaleido_tf.layers.mask import seq2seq_attention_mask
 from kaleido_tf.model_zoo import caption_decoding
-from kaleido_tf.model_zoo.kaleidobert_backbone import (LEVEL_NAMES, SEGMENT_KEY, KaleidoBERTBackbone,
-                                                      _level_feature_key, _level_position_key)
+from kaleido_tf.model_zoo.kaleidobert_backbone import (
+    LEVEL_NAMES,
+    SEGMENT_KEY,
+    KaleidoBERTBackbone,
+    _level_feature_key,
+    _level_position_key,
+)
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import as_config
 
 TASK = "caption"
@@ -50,9 +55,22 @@ class KaleidoBERTCaptioner(keras.Model):
         use_image_mask, fused_qkv: as for the other models.
     """
 
-    def __init__(self, config=None, pad_id=0, cls_id=101, sep_id=102, mask_id=103, max_caption_length=None,
-                 beam_size=1, length_penalty=0.0, no_repeat_ngram_size=0, mask_seed=None, use_image_mask=False,
-                 fused_qkv=False, **kwargs):
+    def __init__(
+        self,
+        config=None,
+        pad_id=0,
+        cls_id=101,
+        sep_id=102,
+        mask_id=103,
+        max_caption_length=None,
+        beam_size=1,
+        length_penalty=0.0,
+        no_repeat_ngram_size=0,
+        mask_seed=None,
+        use_image_mask=False,
+        fused_qkv=False,
+        **kwargs,
+    ):
         kwargs.setdefault("name", "kaleido_bert_caption")
         super().__init__(**kwargs)
         self.config = as_config(config)
@@ -66,8 +84,10 @@ class KaleidoBERTCaptioner(keras.Model):
             max_caption_length = c.text_seq_len - 1
         self.max_caption_length = int(max_caption_length)
         if not 1 <= self.max_caption_length < c.max_position_embeddings:
-            raise ValueError(f"max_caption_length must be in [1, max_position_embeddings - 1 = "
-                             f"{c.max_position_embeddings - 1}], got {self.max_caption_length}")
+            raise ValueError(
+                f"max_caption_length must be in [1, max_position_embeddings - 1 = "
+                f"{c.max_position_embeddings - 1}], got {self.max_caption_length}"
+            )
         self.beam_size = int(beam_size)
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
@@ -127,9 +147,13 @@ class KaleidoBERTCaptioner(keras.Model):
 
         def logits_fn(input_ids, input_mask, position):
             batch = tf.shape(input_ids)[0]
-            inputs = dict(patches, input_ids=input_ids, input_mask=input_mask,
-                          segment_ids=tf.zeros_like(input_ids),
-                          masked_lm_positions=tf.fill([batch, 1], tf.cast(position, tf.int32)))
+            inputs = dict(
+                patches,
+                input_ids=input_ids,
+                input_mask=input_mask,
+                segment_ids=tf.zeros_like(input_ids),
+                masked_lm_positions=tf.fill([batch, 1], tf.cast(position, tf.int32)),
+            )
             return self(inputs, training=False)["mlm_logits"]  # [N, V]
 
         return logits_fn
@@ -156,11 +180,19 @@ class KaleidoBERTCaptioner(keras.Model):
         patches = self.patch_features(features)
         batch_size = tf.shape(next(iter(patches.values())))[0]
         if beams == 1:
-            return caption_decoding.greedy_decode(self.step_logits_fn(patches), batch_size, length, self.tokens,
-                                                  no_repeat_ngram_size=ngram)
+            return caption_decoding.greedy_decode(
+                self.step_logits_fn(patches), batch_size, length, self.tokens, no_repeat_ngram_size=ngram
+            )
         tiled = {k: tf.repeat(v, beams, axis=0) for k, v in patches.items()}  # [B*K, ...], example-major
-        return caption_decoding.beam_search_decode(self.step_logits_fn(tiled), batch_size, length, beams,
-                                                   self.tokens, length_penalty=penalty, no_repeat_ngram_size=ngram)
+        return caption_decoding.beam_search_decode(
+            self.step_logits_fn(tiled),
+            batch_size,
+            length,
+            beams,
+            self.tokens,
+            length_penalty=penalty,
+            no_repeat_ngram_size=ngram,
+        )
 
     # ------------------------------------------------------------------ config
     def get_config(self):
@@ -184,4 +216,3 @@ class KaleidoBERTCaptioner(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**dict(config))
-

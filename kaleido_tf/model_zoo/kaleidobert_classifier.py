@@ -23,8 +23,16 @@ class KaleidoBERTClassifier(keras.Model):
         dropout: dropout rate before the head.
     """
 
-    def __init__(self, config=None, task="catepred", num_classes=None, dropout=0.1, use_image_mask=False,
-                 fused_qkv=False, **kwargs):
+    def __init__(
+        self,
+        config=None,
+        task="catepred",
+        num_classes=None,
+        dropout=0.1,
+        use_image_mask=False,
+        fused_qkv=False,
+        **kwargs,
+    ):
         if task not in TASKS:
             raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
         kwargs.setdefault("name", f"kaleido_bert_{task}")

@@ -3,7 +3,7 @@
 import dataclasses
 import json
 import os
-from typing import Any, Dict
+from typing import Any
 
 from kaleido_tf.utils.io import atomic_write_text
 
@@ -79,7 +79,7 @@ class KaleidoBERTConfig:
     masked_greymask_patch_num: int = 2
     masked_blankmask_patch_num: int = 3
     model_type: str = "kaleidobert"
-    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self.validate()

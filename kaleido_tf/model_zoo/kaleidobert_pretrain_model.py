@@ -52,16 +52,28 @@ class KaleidoBERTPretrainModel(keras.Model):
         self.mlm_head = MLMHead(c.vocab_size, c.hidden_size, c.initializer_range, name="mlm_head", dtype=policy)
         self.itm_head = PatchClassificationHead(1, c.hidden_size, 2, c.initializer_range, name="itm_head", dtype=policy)
         self.rotation_head = PatchClassificationHead(
-            c.img_rotation_seq_len, c.hidden_size, c.img_rotation_label_num, c.initializer_range,
-            name="rotation_head", dtype=policy,
+            c.img_rotation_seq_len,
+            c.hidden_size,
+            c.img_rotation_label_num,
+            c.initializer_range,
+            name="rotation_head",
+            dtype=policy,
         )
         self.jigsaw_head = PatchClassificationHead(
-            c.img_jigsaw_seq_len, c.hidden_size, c.img_jigsaw_label_num, c.initializer_range,
-            name="jigsaw_head", dtype=policy,
+            c.img_jigsaw_seq_len,
+            c.hidden_size,
+            c.img_jigsaw_label_num,
+            c.initializer_range,
+            name="jigsaw_head",
+            dtype=policy,
         )
         self.camouflage_head = PatchClassificationHead(
-            c.img_camouflage_seq_len, c.hidden_size, c.img_camouflage_label_num, c.initializer_range,
-            name="camouflage_head", dtype=policy,
+            c.img_camouflage_seq_len,
+            c.hidden_size,
+            c.img_camouflage_label_num,
+            c.initializer_range,
+            name="camouflage_head",
+            dtype=policy,
         )
         self.greymask_head = PatchReconstructionHead(
             c.hidden_size, c.patch_feature_size, c.initializer_range, name="greymask_head", dtype=policy
@@ -73,8 +85,13 @@ class KaleidoBERTPretrainModel(keras.Model):
     def build(self, input_shape=None):
         self.backbone.build()
         for head in (
-            self.mlm_head, self.itm_head, self.rotation_head, self.jigsaw_head,
-            self.camouflage_head, self.greymask_head, self.blankmask_head,
+            self.mlm_head,
+            self.itm_head,
+            self.rotation_head,
+            self.jigsaw_head,
+            self.camouflage_head,
+            self.greymask_head,
+            self.blankmask_head,
         ):
             head.build()
         self.built = True
@@ -105,8 +122,9 @@ class KaleidoBERTPretrainModel(keras.Model):
         c = self.config
         features = dict(features)
         batch_size = self.backbone._batch_size(features)
-        levels = dict(zip(("rotation", "jigsaw", "camouflage", "greymask", "blankmask"),
-                          [n for _, _, n in c.level_lengths()]))
+        levels = dict(
+            zip(("rotation", "jigsaw", "camouflage", "greymask", "blankmask"), [n for _, _, n in c.level_lengths()])
+        )
         text_len = ops.shape(features["input_ids"])[1] if features.get("input_ids") is not None else c.text_seq_len
 
         grey_ids = self._ids_or_default(features, "img_grey_lm_ids", c.masked_greymask_patch_num, batch_size)
@@ -136,9 +154,7 @@ class KaleidoBERTPretrainModel(keras.Model):
         if masked_positions is None:
             masked_positions = ops.ones((batch_size, text_len), "int32")
         return {
-            "mlm_logits": self.mlm_head(
-                text_output, masked_positions, self.backbone.embeddings.word_embeddings
-            ),
+            "mlm_logits": self.mlm_head(text_output, masked_positions, self.backbone.embeddings.word_embeddings),
             "nsp_logits": self.itm_head(pooled_output),
             "rotation_logits": self.rotation_head(level_outputs["rotation"]),
             "jigsaw_logits": self.jigsaw_head(level_outputs["jigsaw"]),

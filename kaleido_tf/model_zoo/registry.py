@@ -47,8 +47,14 @@ def resolve_model_path(name_or_path):
         return "converted", path
     if _trainer_dir(path):
         return "trainer", path
-    if not os.path.exists(path) and not os.path.exists(path + ".index") and not os.path.isdir(os.path.dirname(path) or "."):
-        raise FileNotFoundError(f"no model at {path}: not a model-zoo name ({', '.join(MODEL_ZOO)}), directory or checkpoint")
+    if (
+        not os.path.exists(path)
+        and not os.path.exists(path + ".index")
+        and not os.path.isdir(os.path.dirname(path) or ".")
+    ):
+        raise FileNotFoundError(
+            f"no model at {path}: not a model-zoo name ({', '.join(MODEL_ZOO)}), directory or checkpoint"
+        )
     return "tf1", path
 
 
@@ -160,7 +166,8 @@ def _load_trainer_checkpoint(model, path):
         fresh = []
     else:
         raise tf1_converter.CheckpointError(
-            f"{prefix} holds a {source_task} model; a {target_task} model cannot be loaded from it")
+            f"{prefix} holds a {source_task} model; a {target_task} model cannot be loaded from it"
+        )
     try:
         root.read(prefix).assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError, tf.errors.OpError) as e:

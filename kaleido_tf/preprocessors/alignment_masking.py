@@ -74,7 +74,7 @@ class AlignmentGuidedMasker:
         n, m = len(ids), len(pieces)
         found = []
         for s in range(1, n - m + 1):
-            if wids[s] < 0 or ids[s:s + m] != pieces:
+            if wids[s] < 0 or ids[s : s + m] != pieces:
                 continue
             e = s + m - 1
             if wids[e] < 0:
@@ -88,9 +88,13 @@ class AlignmentGuidedMasker:
     def plan(self, alignments, encoded, rng, token_budget):
         """Chooses masked and protected tokens and patches from `alignments` (Alignment list)."""
         stats = {"pairs": 0, "token_side": 0, "patch_side": 0, "unmatched": 0, "skipped": 0}
-        plan = AlignmentMaskingPlan(forced_token_groups=[], protected_positions=set(),
-                                    forced_patches={lvl: [] for lvl in self.patch_budget},
-                                    protected_patches={lvl: set() for lvl in self.patch_budget}, stats=stats)
+        plan = AlignmentMaskingPlan(
+            forced_token_groups=[],
+            protected_positions=set(),
+            forced_patches={lvl: [] for lvl in self.patch_budget},
+            protected_patches={lvl: set() for lvl in self.patch_budget},
+            stats=stats,
+        )
         pairs = [a for a in alignments if a.level in self.patch_budget]
         if not pairs:
             return plan
@@ -107,17 +111,23 @@ class AlignmentGuidedMasker:
             forced = plan.forced_patches[level]
 
             def token_ok():
-                return (patch not in forced and not any(p in plan.protected_positions for p in positions)
-                        and used_tokens + len([p for p in positions if p not in masked_tokens]) <= token_budget
-                        and any(p not in masked_tokens for p in positions))
+                return (
+                    patch not in forced
+                    and not any(p in plan.protected_positions for p in positions)
+                    and used_tokens + len([p for p in positions if p not in masked_tokens]) <= token_budget
+                    and any(p not in masked_tokens for p in positions)
+                )
 
             def patch_ok():
-                return (patch not in forced and patch not in plan.protected_patches[level]
-                        and len(forced) < self.patch_budget[level]
-                        and not any(p in masked_tokens for p in positions))
+                return (
+                    patch not in forced
+                    and patch not in plan.protected_patches[level]
+                    and len(forced) < self.patch_budget[level]
+                    and not any(p in masked_tokens for p in positions)
+                )
 
             token_first = rng.random() < self.token_side_prob
-            for side in (("token", "patch") if token_first else ("patch", "token")):
+            for side in ("token", "patch") if token_first else ("patch", "token"):
                 if side == "token" and token_ok():
                     group = [p for p in positions if p not in masked_tokens]
                     plan.forced_token_groups.append(group)

@@ -111,8 +111,7 @@ class AlignmentTable:
             raise self._error(line_no, "missing or empty field 'product_id'")
         image = obj.get("image", obj.get("image_index"))
         if not isinstance(image, int) or isinstance(image, bool) or image < 0:
-            raise self._error(line_no, f"field 'image' (or 'image_index') must be an image index >= 0, "
-                              f"got {image!r}")
+            raise self._error(line_no, f"field 'image' (or 'image_index') must be an image index >= 0, got {image!r}")
         raw = obj.get("alignments")
         if not isinstance(raw, list):
             raise self._error(line_no, "field 'alignments' must be a list")
@@ -125,11 +124,17 @@ class AlignmentTable:
                 raise self._error(line_no, f"alignments[{i}] needs a non-empty 'token' or 'word'")
             if "box" in a:
                 box = a["box"]
-                if (not isinstance(box, list) or len(box) != 4
-                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
-                        or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1)):
-                    raise self._error(line_no, f"alignments[{i}].box must be [x1, y1, x2, y2] with "
-                                      f"0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1, got {box!r}")
+                if (
+                    not isinstance(box, list)
+                    or len(box) != 4
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+                    or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1)
+                ):
+                    raise self._error(
+                        line_no,
+                        f"alignments[{i}].box must be [x1, y1, x2, y2] with "
+                        f"0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1, got {box!r}",
+                    )
                 items.append(Alignment(word=word.strip(), box=tuple(float(v) for v in box)))
                 continue
             level, patch = a.get("level"), a.get("patch")
@@ -137,8 +142,9 @@ class AlignmentTable:
                 raise self._error(line_no, f"alignments[{i}].level must be 1..5, got {level!r}")
             size = LEVEL_SIZES[level - 1]
             if not isinstance(patch, int) or isinstance(patch, bool) or not 0 <= patch < size:
-                raise self._error(line_no, f"alignments[{i}].patch must be in 0..{size - 1} for level {level}, "
-                                  f"got {patch!r}")
+                raise self._error(
+                    line_no, f"alignments[{i}].patch must be in 0..{size - 1} for level {level}, got {patch!r}"
+                )
             items.append(Alignment(word=word.strip(), level=level, patch=patch))
         return (str(pid).strip(), image), items
 

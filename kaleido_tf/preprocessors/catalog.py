@@ -192,8 +192,9 @@ class CatalogReader:
             raise CatalogError(self.path, 1, f"CSV header: {problem}")
         text = raw.decode("utf-8-sig", errors="strict").strip("\r\n")
         if not text.strip():
-            raise CatalogError(self.path, 1, "empty CSV file: expected the header "
-                               "product_id,images,text,category,subcategory[,split]")
+            raise CatalogError(
+                self.path, 1, "empty CSV file: expected the header product_id,images,text,category,subcategory[,split]"
+            )
         header = [h.strip() for h in next(csv.reader(io.StringIO(text)))]
         missing = [name for name in REQUIRED_FIELDS if name not in header]
         if missing:
@@ -218,16 +219,20 @@ class CatalogReader:
                 raise CatalogError(self.path, line, f"expected a JSON object, got {type(obj).__name__}")
             images = obj.get("images")
             if images is not None and not isinstance(images, list):
-                raise CatalogError(self.path, line, "field 'images' must be a list of paths, got "
-                                   f"{type(images).__name__}")
+                raise CatalogError(
+                    self.path, line, f"field 'images' must be a list of paths, got {type(images).__name__}"
+                )
         else:
             rows = list(csv.reader(io.StringIO(text)))
             if len(rows) != 1:
                 raise CatalogError(self.path, line, "could not parse the CSV record")
             row = rows[0]
             if len(row) != len(self._header):
-                raise CatalogError(self.path, line, f"expected {len(self._header)} CSV columns "
-                                   f"({','.join(self._header)}), got {len(row)}")
+                raise CatalogError(
+                    self.path,
+                    line,
+                    f"expected {len(self._header)} CSV columns ({','.join(self._header)}), got {len(row)}",
+                )
             obj = dict(zip(self._header, row))
             images = obj.get("images")
             if images is not None:
@@ -262,15 +267,26 @@ class CatalogReader:
             if not isinstance(p, str) or not p.strip():
                 raise CatalogError(self.path, line, f"field 'images'[{i}] must be a non-empty path string")
             raw_images.append(p.strip())
-        resolved = tuple(p if os.path.isabs(p) else os.path.normpath(os.path.join(self.image_root, p))
-                         for p in raw_images)
+        resolved = tuple(
+            p if os.path.isabs(p) else os.path.normpath(os.path.join(self.image_root, p)) for p in raw_images
+        )
         split = obj.get("split")
         if split is not None and not (isinstance(split, str) and not split.strip()):
             if not isinstance(split, str) or split.strip() not in SPLITS:
-                raise CatalogError(self.path, line, f"field 'split' must be one of {list(SPLITS)} or absent, "
-                                   f"got {split!r}")
+                raise CatalogError(
+                    self.path, line, f"field 'split' must be one of {list(SPLITS)} or absent, got {split!r}"
+                )
             split = split.strip()
         else:
             split = None
-        return CatalogRecord(product_id=product_id, images=resolved, raw_images=tuple(raw_images), text=text,
-                             category=category, subcategory=subcategory, split=split, line=line, offset=offset)
+        return CatalogRecord(
+            product_id=product_id,
+            images=resolved,
+            raw_images=tuple(raw_images),
+            text=text,
+            category=category,
+            subcategory=subcategory,
+            split=split,
+            line=line,
+            offset=offset,
+        )

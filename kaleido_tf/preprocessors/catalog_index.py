@@ -55,8 +55,9 @@ class CatalogIndex:
     Build it with `CatalogIndex.build(reader, split_settings, bad_records=...)`.
     """
 
-    def __init__(self, reader, split_settings, categories, subcategories, arrays, catalog_errors, duplicates,
-                 num_records):
+    def __init__(
+        self, reader, split_settings, categories, subcategories, arrays, catalog_errors, duplicates, num_records
+    ):
         self.reader = reader
         self.split_settings = split_settings
         self.categories = categories  # sorted names; code = position
@@ -151,8 +152,16 @@ class CatalogIndex:
         order = np.lexsort((arrays["hash"], key))
         arrays = {k: v[order] for k, v in arrays.items()}
         arrays["key"] = key[order]
-        return cls(reader, split_settings, categories, subcategories, arrays, errors, duplicates,
-                   num_records=len(hashes) + len(errors))
+        return cls(
+            reader,
+            split_settings,
+            categories,
+            subcategories,
+            arrays,
+            errors,
+            duplicates,
+            num_records=len(hashes) + len(errors),
+        )
 
     # ------------------------------------------------------------------ lookups
 

@@ -29,8 +29,11 @@ def _bool(text):
 
 def build_parser():
     d = PreprocessConfig(catalog="", output_dir="")
-    p = argparse.ArgumentParser(prog="kaleido-preprocess", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="kaleido-preprocess",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     g = p.add_argument_group("input and output")
     g.add_argument("--catalog", required=True, help="catalog file (.jsonl or .csv)")
     g.add_argument("--output_dir", required=True, help="directory for shards, label maps and reports")
@@ -38,8 +41,12 @@ def build_parser():
     g.add_argument("--alignments", default=None, help="token-patch alignments JSONL for alignment-guided masking")
     g.add_argument("--label_maps", default=None, help="directory with category.json/subcategory.json to reuse")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
-    g.add_argument("--bad_records", choices=("error", "reject"), default=d.bad_records,
-                   help="a bad catalog record stops the run (error) or is logged in rejected.tsv (reject)")
+    g.add_argument(
+        "--bad_records",
+        choices=("error", "reject"),
+        default=d.bad_records,
+        help="a bad catalog record stops the run (error) or is logged in rejected.tsv (reject)",
+    )
     g.add_argument("--overwrite", action="store_true", help="redo shards that are already finished")
     g.add_argument("--no_progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("images and patches")
@@ -52,24 +59,37 @@ def build_parser():
     g = p.add_argument_group("features")
     g.add_argument("--feature_extractor", choices=EXTRACTOR_NAMES, default=d.feature_extractor)
     g.add_argument("--resnet_weights", default=None, help="Keras weights file for ResNet50(include_top=False)")
-    g.add_argument("--feature_model", default=None,
-                   help="with --feature_extractor keras: a saved .keras model, crops in [0, 1] -> features")
-    g.add_argument("--feature_seed", type=int, default=d.feature_seed,
-                   help="seed of the random ResNet initialisation / the pixel projection")
+    g.add_argument(
+        "--feature_model",
+        default=None,
+        help="with --feature_extractor keras: a saved .keras model, crops in [0, 1] -> features",
+    )
+    g.add_argument(
+        "--feature_seed",
+        type=int,
+        default=d.feature_seed,
+        help="seed of the random ResNet initialisation / the pixel projection",
+    )
     g.add_argument("--patch_feature_size", type=int, default=d.patch_feature_size)
     g.add_argument("--feature_dtype", choices=("float16", "float32"), default=d.feature_dtype)
     g.add_argument("--compression", choices=("none", "gzip"), default="none")
     g.add_argument("--batch_size", type=int, default=d.batch_size, help="crops per feature-extractor batch")
-    g.add_argument("--images_per_chunk", type=int, default=d.images_per_chunk,
-                   help="images whose crops are extracted together")
-    g.add_argument("--feature_cache_size", type=int, default=d.feature_cache_size,
-                   help="retrieval: image features kept in memory")
+    g.add_argument(
+        "--images_per_chunk", type=int, default=d.images_per_chunk, help="images whose crops are extracted together"
+    )
+    g.add_argument(
+        "--feature_cache_size", type=int, default=d.feature_cache_size, help="retrieval: image features kept in memory"
+    )
     g = p.add_argument_group("text")
     g.add_argument("--tokenizer", choices=("wordpiece", "sentencepiece"), default=d.tokenizer)
     g.add_argument("--vocab", default=None, help="WordPiece vocab.txt (default: the packaged BERT uncased one)")
     g.add_argument("--spm_model", default=None, help="SentencePiece model file")
-    g.add_argument("--lower_case", type=_bool, default=None,
-                   help="lower-case text (default: true for wordpiece, false for sentencepiece)")
+    g.add_argument(
+        "--lower_case",
+        type=_bool,
+        default=None,
+        help="lower-case text (default: true for wordpiece, false for sentencepiece)",
+    )
     g.add_argument("--text_length", type=int, default=d.text_length)
     g.add_argument("--max_predictions", type=int, default=d.max_predictions)
     g.add_argument("--masked_lm_prob", type=float, default=d.masked_lm_prob)
@@ -77,13 +97,22 @@ def build_parser():
     g = p.add_argument_group("kaleido tasks and pairs")
     g.add_argument("--num_grey", type=int, default=d.num_grey)
     g.add_argument("--num_blank", type=int, default=d.num_blank)
-    g.add_argument("--camouflage_none_class", action="store_true",
-                   help="10 camouflage labels: label 9 = no patch replaced")
+    g.add_argument(
+        "--camouflage_none_class", action="store_true", help="10 camouflage labels: label 9 = no patch replaced"
+    )
     g.add_argument("--neg_ratio", type=float, default=d.neg_ratio, help="ITM negatives per positive")
-    g.add_argument("--itm_easy_negatives", type=float, default=d.itm_easy_negatives,
-                   help="share of ITM negatives taken from other categories instead of the same subcategory")
-    g.add_argument("--split_seed", type=int, default=None,
-                   help="seed of the hash split of products without a 'split' (default: --seed)")
+    g.add_argument(
+        "--itm_easy_negatives",
+        type=float,
+        default=d.itm_easy_negatives,
+        help="share of ITM negatives taken from other categories instead of the same subcategory",
+    )
+    g.add_argument(
+        "--split_seed",
+        type=int,
+        default=None,
+        help="seed of the hash split of products without a 'split' (default: --seed)",
+    )
     g.add_argument("--valid_fraction", type=float, default=d.valid_fraction)
     g.add_argument("--test_fraction", type=float, default=d.test_fraction)
     g = p.add_argument_group("retrieval")

@@ -13,8 +13,17 @@ from kaleido_tf.preprocessors.text_tokenizer import TOKENIZER_NAMES
 TASKS = ("pretrain", "finetune", "retrieval")
 
 # Fields that do not change what is written (where it goes, how fast, how verbose).
-_NOT_IN_FINGERPRINT = {"output_dir", "task", "num_shards", "shard_index", "overwrite", "progress", "batch_size",
-                       "images_per_chunk", "feature_cache_size"}
+_NOT_IN_FINGERPRINT = {
+    "output_dir",
+    "task",
+    "num_shards",
+    "shard_index",
+    "overwrite",
+    "progress",
+    "batch_size",
+    "images_per_chunk",
+    "feature_cache_size",
+}
 
 
 @dataclasses.dataclass
@@ -83,12 +92,14 @@ class PreprocessConfig:
             return TASKS
         unknown = [t for t in names if t not in TASKS]
         if unknown or not names:
-            raise ValueError(f"--task must be pretrain, finetune, retrieval or all (comma-separated), "
-                             f"got {self.task!r}")
+            raise ValueError(
+                f"--task must be pretrain, finetune, retrieval or all (comma-separated), got {self.task!r}"
+            )
         return tuple(t for t in TASKS if t in names)
 
     def validate(self):
         """Raises ValueError naming the flag of the first bad setting."""
+
         def need(cond, message):
             if not cond:
                 raise ValueError(message)
@@ -98,10 +109,14 @@ class PreprocessConfig:
         need(bool(self.output_dir), "--output_dir is required")
         need(self.foreground in FOREGROUND_METHODS, f"--foreground must be one of {FOREGROUND_METHODS}")
         need(self.feature_extractor in EXTRACTOR_NAMES, f"--feature_extractor must be one of {EXTRACTOR_NAMES}")
-        need(self.feature_extractor != "keras" or bool(self.feature_model),
-             "--feature_extractor keras needs --feature_model (a saved .keras model)")
-        need(not self.feature_model or self.feature_extractor == "keras",
-             f"--feature_model is given but --feature_extractor is {self.feature_extractor!r}")
+        need(
+            self.feature_extractor != "keras" or bool(self.feature_model),
+            "--feature_extractor keras needs --feature_model (a saved .keras model)",
+        )
+        need(
+            not self.feature_model or self.feature_extractor == "keras",
+            f"--feature_model is given but --feature_extractor is {self.feature_extractor!r}",
+        )
         if self.feature_model:
             need(os.path.isfile(self.feature_model), f"--feature_model file not found: {self.feature_model}")
         need(self.tokenizer in TOKENIZER_NAMES, f"--tokenizer must be one of {TOKENIZER_NAMES}")
@@ -115,20 +130,28 @@ class PreprocessConfig:
         need(1 <= self.num_grey <= 16, f"--num_grey must be in 1..16, got {self.num_grey}")
         need(1 <= self.num_blank <= 25, f"--num_blank must be in 1..25, got {self.num_blank}")
         need(self.neg_ratio >= 0.0, f"--neg_ratio must be >= 0, got {self.neg_ratio}")
-        need(0.0 <= self.itm_easy_negatives <= 1.0,
-             f"--itm_easy_negatives must be in [0, 1], got {self.itm_easy_negatives}")
-        need(self.valid_fraction >= 0 and self.test_fraction >= 0 and self.valid_fraction + self.test_fraction <= 1,
-             "--valid_fraction and --test_fraction must be >= 0 and sum to at most 1")
+        need(
+            0.0 <= self.itm_easy_negatives <= 1.0,
+            f"--itm_easy_negatives must be in [0, 1], got {self.itm_easy_negatives}",
+        )
+        need(
+            self.valid_fraction >= 0 and self.test_fraction >= 0 and self.valid_fraction + self.test_fraction <= 1,
+            "--valid_fraction and --test_fraction must be >= 0 and sum to at most 1",
+        )
         need(self.retrieval_split in SPLITS, f"--retrieval_split must be one of {SPLITS}")
         need(self.retrieval_queries >= 1, f"--retrieval_queries must be >= 1, got {self.retrieval_queries}")
         need(self.retrieval_negatives >= 1, f"--retrieval_negatives must be >= 1, got {self.retrieval_negatives}")
         need(self.num_shards >= 1, f"--num_shards must be >= 1, got {self.num_shards}")
-        need(0 <= self.shard_index < self.num_shards,
-             f"--shard_index must be in 0..{self.num_shards - 1}, got {self.shard_index}")
+        need(
+            0 <= self.shard_index < self.num_shards,
+            f"--shard_index must be in 0..{self.num_shards - 1}, got {self.shard_index}",
+        )
         need(self.bad_records in ("error", "reject"), "--bad_records must be error or reject")
         need(self.batch_size >= 1 and self.images_per_chunk >= 1, "--batch_size and --images_per_chunk must be >= 1")
-        need(1 <= self.min_image_size <= self.max_image_size,
-             f"need 1 <= --min_image_size <= --max_image_size, got {self.min_image_size}, {self.max_image_size}")
+        need(
+            1 <= self.min_image_size <= self.max_image_size,
+            f"need 1 <= --min_image_size <= --max_image_size, got {self.min_image_size}, {self.max_image_size}",
+        )
         need(self.min_image_size >= 5, f"--min_image_size must be >= 5 (the 5x5 grid), got {self.min_image_size}")
         need(self.feature_cache_size >= 1, "--feature_cache_size must be >= 1")
         if self.alignments:

@@ -73,7 +73,7 @@ def pretrain_features(base_features, plan, extra_features, where):
     if "rotation" in where:
         out[_ROT] = extra_features[where["rotation"]]
     perm = JIGSAW_PERMUTATIONS[plan.jigsaw]
-    out[_JIG:_JIG + 4] = base[[_JIG + p for p in perm]]
+    out[_JIG : _JIG + 4] = base[[_JIG + p for p in perm]]
     if plan.camouflage_slot is not None:
         out[_CAM + plan.camouflage_slot] = extra_features[where["donor"]]
     grey_ids = list(plan.grey_ids)
@@ -89,8 +89,8 @@ def image_fields(features, positions):
     positions = np.asarray(positions, np.float32)
     fields = {}
     for name, start, size in zip(LEVEL_NAMES, LEVEL_OFFSETS, LEVEL_SIZES):
-        fields[f"img_feature_convert_{name}"] = features[start:start + size].reshape(-1)
-        fields[f"img_loc_position_{name}"] = positions[start:start + size].reshape(-1)
+        fields[f"img_feature_convert_{name}"] = features[start : start + size].reshape(-1)
+        fields[f"img_loc_position_{name}"] = positions[start : start + size].reshape(-1)
     fields["image_mask"] = np.ones(NUM_PATCHES, np.int64)
     return fields
 
@@ -109,16 +109,18 @@ def pretrain_example(mlm, encoded, features, grey_target, positions, plan, itm_l
         "masked_lm_weights": mlm.weights,
     }
     example.update(image_fields(features, positions))
-    example.update({
-        "img_subtasks_flag": np.ones(1, np.int64),
-        "img_grey_lm_ids": np.asarray(plan.grey_ids, np.int64),
-        "img_blank_lm_ids": np.asarray(plan.blank_ids, np.int64),
-        "img_rotate_gt": np.asarray([plan.rotation], np.int64),
-        "img_jigsaw_gt": np.asarray([plan.jigsaw], np.int64),
-        "img_camouflage_gt": np.asarray([plan.camouflage_label], np.int64),
-        "img_grey_mask_gt": np.asarray(grey_target, np.float32).reshape(-1),
-        "nx_sent_labels": np.asarray([itm_label], np.int64),
-    })
+    example.update(
+        {
+            "img_subtasks_flag": np.ones(1, np.int64),
+            "img_grey_lm_ids": np.asarray(plan.grey_ids, np.int64),
+            "img_blank_lm_ids": np.asarray(plan.blank_ids, np.int64),
+            "img_rotate_gt": np.asarray([plan.rotation], np.int64),
+            "img_jigsaw_gt": np.asarray([plan.jigsaw], np.int64),
+            "img_camouflage_gt": np.asarray([plan.camouflage_label], np.int64),
+            "img_grey_mask_gt": np.asarray(grey_target, np.float32).reshape(-1),
+            "nx_sent_labels": np.asarray([itm_label], np.int64),
+        }
+    )
     return example
 
 
@@ -134,12 +136,14 @@ def finetune_example(record, image_index, encoded, features, positions, category
         "prod_img_id": record.image_id(image_index),
     }
     example.update(image_fields(features, positions))
-    example.update({
-        "img_category": record.category,
-        "img_category_id": np.asarray([category_id], np.int64),
-        "img_subcategory": record.subcategory,
-        "img_subcategory_id": np.asarray([subcategory_id], np.int64),
-    })
+    example.update(
+        {
+            "img_category": record.category,
+            "img_category_id": np.asarray([category_id], np.int64),
+            "img_subcategory": record.subcategory,
+            "img_subcategory_id": np.asarray([subcategory_id], np.int64),
+        }
+    )
     return example
 
 

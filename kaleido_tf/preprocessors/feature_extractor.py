@@ -34,8 +34,10 @@ class PatchFeatureExtractor:
 
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[1:] != (self.crop_size, self.crop_size, 3):
-            raise ValueError(f"{self.name} extractor expects crops of shape [N, {self.crop_size}, "
-                             f"{self.crop_size}, 3], got {list(crops.shape)}")
+            raise ValueError(
+                f"{self.name} extractor expects crops of shape [N, {self.crop_size}, "
+                f"{self.crop_size}, 3], got {list(crops.shape)}"
+            )
         if crops.dtype != np.uint8:
             raise ValueError(f"{self.name} extractor expects uint8 crops, got {crops.dtype}")
         if len(crops) == 0:
@@ -53,8 +55,9 @@ class PatchFeatureExtractor:
         return {"name": self.name, "crop_size": self.crop_size, "feature_size": self.feature_size}
 
 
-def build_feature_extractor(name, crop_size=224, feature_size=2048, resnet_weights=None, seed=0, batch_size=64,
-                            feature_model=None):
+def build_feature_extractor(
+    name, crop_size=224, feature_size=2048, resnet_weights=None, seed=0, batch_size=64, feature_model=None
+):
     """Creates the extractor called `name` ("resnet50", "pixels" or "keras")."""
     if feature_model and name != "keras":
         raise ValueError(f"--feature_model is given but --feature_extractor is {name!r}")
@@ -63,13 +66,19 @@ def build_feature_extractor(name, crop_size=224, feature_size=2048, resnet_weigh
 
         if resnet_weights:
             raise ValueError("--resnet_weights is given but --feature_extractor is 'keras'")
-        return KerasModelPatchExtractor(feature_model, crop_size=crop_size, feature_size=feature_size,
-                                        batch_size=max(batch_size, 1))
+        return KerasModelPatchExtractor(
+            feature_model, crop_size=crop_size, feature_size=feature_size, batch_size=max(batch_size, 1)
+        )
     if name == "resnet50":
         from kaleido_tf.preprocessors.resnet_extractor import ResNet50PatchExtractor
 
-        return ResNet50PatchExtractor(crop_size=crop_size, feature_size=feature_size, weights_path=resnet_weights,
-                                      seed=seed, batch_size=batch_size)
+        return ResNet50PatchExtractor(
+            crop_size=crop_size,
+            feature_size=feature_size,
+            weights_path=resnet_weights,
+            seed=seed,
+            batch_size=batch_size,
+        )
     if name == "pixels":
         from kaleido_tf.preprocessors.pixel_extractor import PixelStatsPatchExtractor
 

@@ -36,8 +36,17 @@ class ForegroundResult:
 class ForegroundDetector:
     """Finds the object box; see the module docstring for the steps and their parameters."""
 
-    def __init__(self, method="saliency", threshold=30.0, min_fraction=0.2, border=2, max_border_spread=40.0,
-                 margin=0.02, min_line_fraction=0.01, work_size=256):
+    def __init__(
+        self,
+        method="saliency",
+        threshold=30.0,
+        min_fraction=0.2,
+        border=2,
+        max_border_spread=40.0,
+        margin=0.02,
+        min_line_fraction=0.01,
+        work_size=256,
+    ):
         if method not in FOREGROUND_METHODS:
             raise ValueError(f"foreground method must be one of {FOREGROUND_METHODS}, got {method!r}")
         if not 0.0 < min_fraction <= 1.0:
@@ -73,8 +82,9 @@ class ForegroundDetector:
             arr = np.asarray(pil if pil is not None else image, dtype=np.int16)
         h, w = arr.shape[:2]
         b = max(1, min(self.border, h // 4, w // 4))
-        frame = np.concatenate([arr[:b].reshape(-1, 3), arr[-b:].reshape(-1, 3),
-                                arr[:, :b].reshape(-1, 3), arr[:, -b:].reshape(-1, 3)])  # [P, 3]
+        frame = np.concatenate(
+            [arr[:b].reshape(-1, 3), arr[-b:].reshape(-1, 3), arr[:, :b].reshape(-1, 3), arr[:, -b:].reshape(-1, 3)]
+        )  # [P, 3]
         background = np.median(frame, axis=0)  # [3]
         spread = np.abs(frame - background).max(axis=1)
         if np.percentile(spread, 90) > self.max_border_spread:

@@ -60,7 +60,7 @@ def mix64(values, seed):
     """Seeded 64-bit mixing (splitmix64 finaliser) of a uint64 array: a reproducible random order key."""
     x = np.asarray(values, np.uint64) ^ np.uint64(stable_hash64("mix", seed))
     with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15))
+        x = x + np.uint64(0x9E3779B97F4A7C15)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x = x ^ (x >> np.uint64(31))
@@ -75,8 +75,8 @@ def hash_split(product_id, seed, valid_fraction, test_fraction):
     """
     if not (0.0 <= valid_fraction and 0.0 <= test_fraction and valid_fraction + test_fraction <= 1.0):
         raise ValueError(
-            f"valid_fraction ({valid_fraction}) and test_fraction ({test_fraction}) must be >= 0 "
-            "and sum to at most 1")
+            f"valid_fraction ({valid_fraction}) and test_fraction ({test_fraction}) must be >= 0 and sum to at most 1"
+        )
     u = unit_interval(seed, "split", product_id)
     if u < test_fraction:
         return "test"

@@ -75,11 +75,11 @@ class ImageLoader:
                 img = Image.open(path)
                 width, height = img.size
                 if width * height > self.max_pixels:
-                    raise ImageRejected(path, f"too large to decode: {width}x{height} pixels "
-                                        f"(more than {self.max_pixels})")
+                    raise ImageRejected(
+                        path, f"too large to decode: {width}x{height} pixels (more than {self.max_pixels})"
+                    )
                 if min(width, height) < self.min_size:
-                    raise ImageRejected(path, f"too small: {width}x{height}, shorter side below "
-                                        f"{self.min_size} px")
+                    raise ImageRejected(path, f"too small: {width}x{height}, shorter side below {self.min_size} px")
                 if img.format == "JPEG" and max(width, height) > self.max_size:
                     img.draft(img.mode, (self.max_size, self.max_size))  # decode at a reduced scale
                 img.load()
@@ -143,6 +143,7 @@ class ImageLoader:
         elif drafted:
             conversions.append("downscaled")  # JPEG draft decoding already reduced it
         if min(img.size) < self.min_size:
-            raise ImageRejected(path, f"too small after downscaling to {img.size[0]}x{img.size[1]} "
-                                f"(aspect ratio too extreme)")
+            raise ImageRejected(
+                path, f"too small after downscaling to {img.size[0]}x{img.size[1]} (aspect ratio too extreme)"
+            )
         return LoadedImage(image=img, conversions=tuple(conversions), original_size=original_size)

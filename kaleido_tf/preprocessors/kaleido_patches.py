@@ -113,6 +113,11 @@ class KaleidoPatchGenerator:
             for cell in grid_boxes(box, n):
                 boxes.append(cell)
                 positions.append(normalised_position(box, cell))
-        return KaleidoPatches(image=image, box=box, boxes=np.asarray(boxes, np.int64),
-                              positions=np.asarray(positions, np.float32), crop_size=self.crop_size,
-                              foreground_fallback=fallback)
+        return KaleidoPatches(
+            image=image,
+            box=box,
+            boxes=np.asarray(boxes, np.int64),
+            positions=np.asarray(positions, np.float32),
+            crop_size=self.crop_size,
+            foreground_fallback=fallback,
+        )

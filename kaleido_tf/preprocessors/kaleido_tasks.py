@@ -131,5 +131,11 @@ class KaleidoTaskSampler:
         label = LEVEL_SIZES[2] if slot is None else slot
         grey = self._fill(rng, forced.get(4, ()), self.num_grey, LEVEL_SIZES[3], protected.get(4, set()))
         blank = self._fill(rng, forced.get(5, ()), self.num_blank, LEVEL_SIZES[4], protected.get(5, set()))
-        return KaleidoTaskPlan(rotation=rotation, jigsaw=jigsaw, camouflage_slot=slot, camouflage_label=label,
-                               grey_ids=grey, blank_ids=blank)
+        return KaleidoTaskPlan(
+            rotation=rotation,
+            jigsaw=jigsaw,
+            camouflage_slot=slot,
+            camouflage_label=label,
+            grey_ids=grey,
+            blank_ids=blank,
+        )

@@ -32,18 +32,26 @@ class KerasModelPatchExtractor(PatchFeatureExtractor):
         expected_in, expected_out = (None, crop_size, crop_size, 3), (None, feature_size)
         found_in, found_out = tuple(self.model.input_shape), tuple(self.model.output_shape)
         if found_in[1:] != expected_in[1:]:
-            raise ValueError(f"--feature_model {model_path}: input shape {list(found_in)}, expected "
-                             f"{list(expected_in)} (--crop_size {crop_size})")
+            raise ValueError(
+                f"--feature_model {model_path}: input shape {list(found_in)}, expected "
+                f"{list(expected_in)} (--crop_size {crop_size})"
+            )
         if found_out[1:] != expected_out[1:]:
-            raise ValueError(f"--feature_model {model_path}: output shape {list(found_out)}, expected "
-                             f"{list(expected_out)} (--patch_feature_size {feature_size})")
+            raise ValueError(
+                f"--feature_model {model_path}: output shape {list(found_out)}, expected "
+                f"{list(expected_out)} (--patch_feature_size {feature_size})"
+            )
         self.model_path = model_path
         self.batch_size = int(batch_size)
 
     def _extract(self, crops):
         x = crops.astype(np.float32) / 255.0  # [N, S, S, 3] in [0, 1]
-        return np.concatenate([np.asarray(self.model(x[i:i + self.batch_size], training=False))
-                               for i in range(0, len(x), self.batch_size)])
+        return np.concatenate(
+            [
+                np.asarray(self.model(x[i : i + self.batch_size], training=False))
+                for i in range(0, len(x), self.batch_size)
+            ]
+        )
 
     def describe(self):
         info = super().describe()

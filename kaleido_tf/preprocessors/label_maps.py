@@ -41,27 +41,35 @@ class LabelMaps:
 
     @classmethod
     def from_names(cls, categories, subcategories):
-        return cls({n: i for i, n in enumerate(sorted(set(categories)))},
-                   {n: i for i, n in enumerate(sorted(set(subcategories)))})
+        return cls(
+            {n: i for i, n in enumerate(sorted(set(categories)))},
+            {n: i for i, n in enumerate(sorted(set(subcategories)))},
+        )
 
     @classmethod
     def load(cls, directory):
-        return cls(_read_map(os.path.join(directory, FILES["category"])),
-                   _read_map(os.path.join(directory, FILES["subcategory"])))
+        return cls(
+            _read_map(os.path.join(directory, FILES["category"])),
+            _read_map(os.path.join(directory, FILES["subcategory"])),
+        )
 
     def save(self, directory):
         for key, mapping in (("category", self.category), ("subcategory", self.subcategory)):
-            text = json.dumps(dict(sorted(mapping.items(), key=lambda kv: (kv[1], kv[0]))), indent=2,
-                              ensure_ascii=False)
+            text = json.dumps(
+                dict(sorted(mapping.items(), key=lambda kv: (kv[1], kv[0]))), indent=2, ensure_ascii=False
+            )
             atomic_write_text(os.path.join(directory, FILES[key]), text + "\n")
 
     def check_covers(self, categories, subcategories, source="catalog"):
-        for kind, names, mapping in (("category", categories, self.category),
-                                     ("subcategory", subcategories, self.subcategory)):
+        for kind, names, mapping in (
+            ("category", categories, self.category),
+            ("subcategory", subcategories, self.subcategory),
+        ):
             missing = sorted(set(names) - set(mapping))
             if missing:
-                raise ValueError(f"{source}: {kind} name(s) {missing[:10]} are not in the given label map "
-                                 f"({len(missing)} missing)")
+                raise ValueError(
+                    f"{source}: {kind} name(s) {missing[:10]} are not in the given label map ({len(missing)} missing)"
+                )
 
     def ids(self, category, subcategory):
         return self.category[category], self.subcategory[subcategory]

@@ -30,15 +30,17 @@ class MaskedLmResult:
 class MaskedLmSampler:
     """Draws masked LM predictions for an EncodedText; see the module docstring."""
 
-    def __init__(self, tokenizer, max_predictions=10, masked_lm_prob=0.15, whole_word=False, mask_prob=0.8,
-                 random_prob=0.1):
+    def __init__(
+        self, tokenizer, max_predictions=10, masked_lm_prob=0.15, whole_word=False, mask_prob=0.8, random_prob=0.1
+    ):
         if max_predictions < 0:
             raise ValueError(f"max_predictions must be >= 0, got {max_predictions}")
         if not 0.0 <= masked_lm_prob <= 1.0:
             raise ValueError(f"masked_lm_prob must be in [0, 1], got {masked_lm_prob}")
         if mask_prob < 0 or random_prob < 0 or mask_prob + random_prob > 1.0:
-            raise ValueError(f"need mask_prob, random_prob >= 0 and mask_prob + random_prob <= 1, got "
-                             f"{mask_prob}, {random_prob}")
+            raise ValueError(
+                f"need mask_prob, random_prob >= 0 and mask_prob + random_prob <= 1, got {mask_prob}, {random_prob}"
+            )
         self.mask_id = tokenizer.mask_id
         self.random_token_ids = np.asarray(tokenizer.random_token_ids, np.int64)
         self.max_predictions = int(max_predictions)
@@ -111,5 +113,11 @@ class MaskedLmSampler:
         positions[:n] = chosen
         label_ids[:n] = labels
         weights[:n] = 1.0
-        return MaskedLmResult(input_ids=input_ids, positions=positions, label_ids=label_ids, weights=weights,
-                              num_predictions=n, replacements=tuple(replacements))
+        return MaskedLmResult(
+            input_ids=input_ids,
+            positions=positions,
+            label_ids=label_ids,
+            weights=weights,
+            num_predictions=n,
+            replacements=tuple(replacements),
+        )

@@ -33,8 +33,13 @@ from kaleido_tf.preprocessors.alignment_masking import AlignmentGuidedMasker
 from kaleido_tf.preprocessors.alignments import AlignmentTable, resolve_alignments
 from kaleido_tf.preprocessors.catalog import CatalogError, CatalogReader
 from kaleido_tf.preprocessors.catalog_index import CatalogIndex, SplitSettings
-from kaleido_tf.preprocessors.example_builder import (extra_crops, finetune_example, pretrain_example,
-                                                      pretrain_features, retrieval_example)
+from kaleido_tf.preprocessors.example_builder import (
+    extra_crops,
+    finetune_example,
+    pretrain_example,
+    pretrain_features,
+    retrieval_example,
+)
 from kaleido_tf.preprocessors.feature_extractor import build_feature_extractor
 from kaleido_tf.preprocessors.foreground import ForegroundDetector
 from kaleido_tf.preprocessors.hashing import SPLITS, derive_rng, mix64, shard_of
@@ -129,24 +134,34 @@ class Preprocessor:
         self.fingerprint = c.fingerprint()
         self.reader = CatalogReader(c.catalog)
         self.catalog_name = os.path.basename(c.catalog)
-        self.split_settings = SplitSettings(seed=c.seed if c.split_seed is None else c.split_seed,
-                                            valid_fraction=c.valid_fraction,
-                                            test_fraction=c.test_fraction)
+        self.split_settings = SplitSettings(
+            seed=c.seed if c.split_seed is None else c.split_seed,
+            valid_fraction=c.valid_fraction,
+            test_fraction=c.test_fraction,
+        )
         self.loader = ImageLoader(min_size=c.min_image_size, max_size=c.max_image_size)
         self.patcher = KaleidoPatchGenerator(
             crop_size=c.crop_size,
-            foreground=ForegroundDetector(c.foreground, threshold=c.foreground_threshold,
-                                          min_fraction=c.foreground_min_fraction))
+            foreground=ForegroundDetector(
+                c.foreground, threshold=c.foreground_threshold, min_fraction=c.foreground_min_fraction
+            ),
+        )
         self._extractor = feature_extractor
         if feature_extractor is not None:
             if (feature_extractor.crop_size, feature_extractor.feature_size) != (c.crop_size, c.patch_feature_size):
                 raise ValueError("the given feature extractor's crop_size/feature_size differ from the config")
-        self.tokenizer = tokenizer or build_tokenizer(c.tokenizer, vocab=c.vocab, spm_model=c.spm_model,
-                                                      lower_case=c.lower_case)
-        self.mlm = MaskedLmSampler(self.tokenizer, max_predictions=c.max_predictions,
-                                   masked_lm_prob=c.masked_lm_prob, whole_word=c.whole_word_mask)
-        self.task_sampler = KaleidoTaskSampler(num_grey=c.num_grey, num_blank=c.num_blank,
-                                               camouflage_none_class=c.camouflage_none_class)
+        self.tokenizer = tokenizer or build_tokenizer(
+            c.tokenizer, vocab=c.vocab, spm_model=c.spm_model, lower_case=c.lower_case
+        )
+        self.mlm = MaskedLmSampler(
+            self.tokenizer,
+            max_predictions=c.max_predictions,
+            masked_lm_prob=c.masked_lm_prob,
+            whole_word=c.whole_word_mask,
+        )
+        self.task_sampler = KaleidoTaskSampler(
+            num_grey=c.num_grey, num_blank=c.num_blank, camouflage_none_class=c.camouflage_none_class
+        )
         self.masker = AlignmentGuidedMasker(self.tokenizer)
         self.alignments = None
         self.index = None
@@ -161,10 +176,15 @@ class Preprocessor:
     def extractor(self):
         if self._extractor is None:
             c = self.config
-            self._extractor = build_feature_extractor(c.feature_extractor, crop_size=c.crop_size,
-                                                      feature_size=c.patch_feature_size,
-                                                      resnet_weights=c.resnet_weights, seed=c.feature_seed,
-                                                      batch_size=c.batch_size, feature_model=c.feature_model)
+            self._extractor = build_feature_extractor(
+                c.feature_extractor,
+                crop_size=c.crop_size,
+                feature_size=c.patch_feature_size,
+                resnet_weights=c.resnet_weights,
+                seed=c.feature_seed,
+                batch_size=c.batch_size,
+                feature_model=c.feature_model,
+            )
         return self._extractor
 
     def _bar(self, **kwargs):
@@ -176,12 +196,19 @@ class Preprocessor:
 
     def _schema(self, task):
         c = self.config
-        return preprocess_schema(task, text_length=c.text_length, feature_size=c.patch_feature_size,
-                                 max_predictions=c.max_predictions, num_grey=c.num_grey, num_blank=c.num_blank)
+        return preprocess_schema(
+            task,
+            text_length=c.text_length,
+            feature_size=c.patch_feature_size,
+            max_predictions=c.max_predictions,
+            num_grey=c.num_grey,
+            num_blank=c.num_blank,
+        )
 
     def _shard_path(self, *parts):
-        return os.path.join(self.out, *parts, shard_filename(self.config.shard_index, self.config.num_shards,
-                                                              self.config.compression))
+        return os.path.join(
+            self.out, *parts, shard_filename(self.config.shard_index, self.config.num_shards, self.config.compression)
+        )
 
     def _marker_path(self, name, shard_name=None):
         return os.path.join(self.out, SHARD_DIR, f"{name}.{shard_name or self.shard_name}.json")
@@ -202,12 +229,18 @@ class Preprocessor:
             raise ShardSettingsMismatch(
                 f"{self._marker_path(task)}: shard {self.shard_name} of '{task}' was written with other settings "
                 f"(fingerprint {marker.get('fingerprint')} != {self.fingerprint}); use --overwrite or another "
-                f"--output_dir")
+                f"--output_dir"
+            )
         return all(os.path.exists(os.path.join(self.out, p)) for p in marker.get("files", []))
 
     def _write_marker(self, name, counts, files=()):
-        document = {"task": name, "shard": self.shard_name, "fingerprint": self.fingerprint,
-                    "files": [os.path.relpath(p, self.out) for p in files], "counts": counts}
+        document = {
+            "task": name,
+            "shard": self.shard_name,
+            "fingerprint": self.fingerprint,
+            "files": [os.path.relpath(p, self.out) for p in files],
+            "counts": counts,
+        }
         atomic_write_text(self._marker_path(name), json.dumps(document, indent=2, sort_keys=True) + "\n")
 
     def _load_image(self, path):
@@ -234,12 +267,16 @@ class Preprocessor:
     def _run(self):
         c = self.config
         os.makedirs(os.path.join(self.out, SHARD_DIR), exist_ok=True)
-        self.index = CatalogIndex.build(self.reader, self.split_settings, bad_records=c.bad_records,
-                                        progress=c.progress)
+        self.index = CatalogIndex.build(
+            self.reader, self.split_settings, bad_records=c.bad_records, progress=c.progress
+        )
         if len(self.index) == 0:
             raise ValueError(f"{c.catalog}: the catalog has no usable product")
-        self.label_maps = (LabelMaps.load(c.label_maps) if c.label_maps
-                           else LabelMaps.from_names(self.index.categories, self.index.subcategories))
+        self.label_maps = (
+            LabelMaps.load(c.label_maps)
+            if c.label_maps
+            else LabelMaps.from_names(self.index.categories, self.index.subcategories)
+        )
         self.label_maps.check_covers(self.index.categories, self.index.subcategories, source=c.catalog)
         self.label_maps.save(os.path.join(self.out, "label_maps"))
         self._write_catalog_rejections()
@@ -268,8 +305,13 @@ class Preprocessor:
                 pid = self.index.reader.read_at(offset, line).product_id
             except CatalogError:
                 pid = ""
-            log.add(self._location(line), pid, "", "catalog",
-                    f"duplicate product_id (first occurrence at line {first_line})")
+            log.add(
+                self._location(line),
+                pid,
+                "",
+                "catalog",
+                f"duplicate product_id (first occurrence at line {first_line})",
+            )
         log.write(os.path.join(self.out, SHARD_DIR, "rejected.catalog.tsv"))
 
     # ------------------------------------------------------------------ main pass
@@ -286,15 +328,22 @@ class Preprocessor:
             for split in FINETUNE_SPLITS:
                 outputs[("finetune", split)] = self._shard_path("finetune", split)
         in_shard = (self.index.hash % np.uint64(c.num_shards)) == np.uint64(c.shard_index)
-        wanted = np.ones(len(self.index), bool) if "finetune" in todo else np.isin(
-            self.index.split, [SPLITS.index(s) for s in PRETRAIN_SPLITS])
+        wanted = (
+            np.ones(len(self.index), bool)
+            if "finetune" in todo
+            else np.isin(self.index.split, [SPLITS.index(s) for s in PRETRAIN_SPLITS])
+        )
         total = int(np.sum(in_shard & wanted))
         with contextlib.ExitStack() as stack:
-            writers = {key: stack.enter_context(TFRecordShardWriter(path, self._schema(key[0]), c.feature_dtype,
-                                                                    c.compression))
-                       for key, path in outputs.items()}
-            bar = stack.enter_context(self._bar(total=total, unit="product",
-                                                desc=f"{'+'.join(todo)} {self.shard_name}"))
+            writers = {
+                key: stack.enter_context(
+                    TFRecordShardWriter(path, self._schema(key[0]), c.feature_dtype, c.compression)
+                )
+                for key, path in outputs.items()
+            }
+            bar = stack.enter_context(
+                self._bar(total=total, unit="product", desc=f"{'+'.join(todo)} {self.shard_name}")
+            )
             chunk, chunk_images = [], 0
             for rec in self.reader.scan():
                 if isinstance(rec, CatalogError) or shard_of(rec.product_id, c.num_shards) != c.shard_index:
@@ -303,8 +352,13 @@ class Preprocessor:
                 if pos is None:  # a later duplicate: rejected.tsv says so
                     continue
                 split = self.split_settings.split_of(rec)
-                item = _Item(rec, pos, split, pretrain="pretrain" in todo and split in PRETRAIN_SPLITS,
-                             finetune="finetune" in todo)
+                item = _Item(
+                    rec,
+                    pos,
+                    split,
+                    pretrain="pretrain" in todo and split in PRETRAIN_SPLITS,
+                    finetune="finetune" in todo,
+                )
                 if not (item.pretrain or item.finetune):
                     continue
                 chunk.append(item)
@@ -321,8 +375,10 @@ class Preprocessor:
         images = _plain(stats["images"])
         for task in todo:
             counts = _plain(stats[task])
-            counts["examples"] = {split: writers[(task, split)].num_written
-                                  for split in (PRETRAIN_SPLITS if task == "pretrain" else FINETUNE_SPLITS)}
+            counts["examples"] = {
+                split: writers[(task, split)].num_written
+                for split in (PRETRAIN_SPLITS if task == "pretrain" else FINETUNE_SPLITS)
+            }
             counts["images"] = images
             counts["rejected"] = rejections.counts()
             self._write_marker(task, counts, [p for (t, _), p in outputs.items() if t == task])
@@ -349,8 +405,14 @@ class Preprocessor:
                 patches = self.patcher(loaded.image)
                 stats["images"]["foreground"][patches.foreground_fallback or "box found"] += 1
                 base = patches.crops()  # [55, S, S, 3]
-                job = _ImageJob(item=item, image_index=k, positions=patches.positions, base_start=len(crops),
-                                examples=[], encoded=encoded)
+                job = _ImageJob(
+                    item=item,
+                    image_index=k,
+                    positions=patches.positions,
+                    base_start=len(crops),
+                    examples=[],
+                    encoded=encoded,
+                )
                 crops.extend(base)
                 if item.pretrain:
                     job.examples = self._plan_pretrain(item, k, encoded, patches, base, crops, stats["pretrain"])
@@ -359,24 +421,29 @@ class Preprocessor:
             stats["images"]["products"]["seen"] += 1
             if usable == 0:
                 stats["images"]["products"]["without usable image"] += 1
-                rejections.add(self._location(rec), rec.product_id, "", "product",
-                               "no usable image: every image of the product was rejected")
+                rejections.add(
+                    self._location(rec),
+                    rec.product_id,
+                    "",
+                    "product",
+                    "no usable image: every image of the product was rejected",
+                )
         if not jobs:
             return
         features = self.extractor(np.stack(crops))  # [N, F]
         for job in jobs:
             item, rec = job.item, job.item.record
-            base = features[job.base_start:job.base_start + NUM_PATCHES]
+            base = features[job.base_start : job.base_start + NUM_PATCHES]
             if item.finetune:
                 cat_id, sub_id = self.label_maps.ids(rec.category, rec.subcategory)
-                example = finetune_example(rec, job.image_index, job.encoded, base, job.positions,
-                                           cat_id, sub_id)
+                example = finetune_example(rec, job.image_index, job.encoded, base, job.positions, cat_id, sub_id)
                 writers[("finetune", item.split)].write(example)
             for ex in job.examples:
-                extra = features[ex.extra_start:ex.extra_start + ex.num_extra]
+                extra = features[ex.extra_start : ex.extra_start + ex.num_extra]
                 feats, grey_target = pretrain_features(base, ex.plan, extra, ex.where)
                 writers[("pretrain", item.split)].write(
-                    pretrain_example(ex.mlm, ex.encoded, feats, grey_target, job.positions, ex.plan, ex.label))
+                    pretrain_example(ex.mlm, ex.encoded, feats, grey_target, job.positions, ex.plan, ex.label)
+                )
 
     def _plan_pretrain(self, item, k, encoded, patches, base, crops, stats):
         """Draws the positive and negative examples of one image; appends their extra crops to `crops`."""
@@ -420,8 +487,17 @@ class Preprocessor:
             else:
                 stats["camouflage_donor_tier"]["none replaced"] += 1
             extra, where = extra_crops(base, plan, donor)
-            examples.append(_PretrainPlan(plan=plan, mlm=mlm, encoded=text_enc, label=label, where=where,
-                                          extra_start=len(crops), num_extra=len(extra)))
+            examples.append(
+                _PretrainPlan(
+                    plan=plan,
+                    mlm=mlm,
+                    encoded=text_enc,
+                    label=label,
+                    where=where,
+                    extra_start=len(crops),
+                    num_extra=len(extra),
+                )
+            )
             crops.extend(extra)
         return examples
 
@@ -433,7 +509,9 @@ class Preprocessor:
         """
         tiers = self.index.tiers(pos, "similar")
         if self.config.itm_easy_negatives and rng.random() < self.config.itm_easy_negatives:
-            tiers = [t for t in tiers if t[0] in ("split", "catalog")] + [t for t in tiers if t[0] not in ("split", "catalog")]
+            tiers = [t for t in tiers if t[0] in ("split", "catalog")] + [
+                t for t in tiers if t[0] not in ("split", "catalog")
+            ]
         for tier, ranges in tiers:
             tries = 0
             for cand in self.index.iter_candidates(rng, ranges, exclude=lambda p: p == pos):
@@ -499,7 +577,7 @@ class Preprocessor:
         a, b = self.index.split_block(split=SPLITS.index(c.retrieval_split))
         keys = mix64(self.index.hash[a:b], f"{c.seed}/retrieval-queries")
         order = np.argsort(keys, kind="stable")
-        return (a + order[:c.retrieval_queries]).astype(np.int64)
+        return (a + order[: c.retrieval_queries]).astype(np.int64)
 
     def _image_features(self, records_and_images, stats):
         """Features for [(record, image index)] from the cache or the extractor, in chunks.
@@ -514,7 +592,7 @@ class Preprocessor:
                 return
             feats = self.extractor(np.concatenate([p[2] for p in pending]))
             for i, (key, positions, _) in enumerate(pending):
-                value = (feats[i * NUM_PATCHES:(i + 1) * NUM_PATCHES].astype(np.float16), positions)
+                value = (feats[i * NUM_PATCHES : (i + 1) * NUM_PATCHES].astype(np.float16), positions)
                 out[key] = value
                 self._feature_cache[key] = value
                 if len(self._feature_cache) > c.feature_cache_size:
@@ -565,8 +643,10 @@ class Preprocessor:
                 path = self._shard_path("retrieval", direction)
                 sets_path = os.path.join(self.out, "retrieval", direction, f"sets.{self.shard_name}.jsonl")
                 files += [path, sets_path]
-                with TFRecordShardWriter(path, schema, c.feature_dtype, c.compression) as writer, \
-                        atomic_write(sets_path, "w") as sets_file:
+                with (
+                    TFRecordShardWriter(path, schema, c.feature_dtype, c.compression) as writer,
+                    atomic_write(sets_path, "w") as sets_file,
+                ):
                     for rank, q in enumerate(queries.tolist()):
                         if q not in mine:
                             continue
@@ -585,8 +665,13 @@ class Preprocessor:
         qk = self._first_usable_image(qrec, rejections)
         if qk is None:
             d_stats["queries"]["dropped (no usable image)"] += 1
-            rejections.add(self._location(qrec), qrec.product_id, "", "retrieval",
-                           f"{direction} query dropped: the product has no usable image")
+            rejections.add(
+                self._location(qrec),
+                qrec.product_id,
+                "",
+                "retrieval",
+                f"{direction} query dropped: the product has no usable image",
+            )
             return
         rng = derive_rng(c.seed, qrec.product_id, "retrieval", direction)
         negatives, tiers = [], collections.Counter()
@@ -631,13 +716,31 @@ class Preprocessor:
         for text_rec, enc, image_rec, k, label in pairs:
             f, positions = feats[(image_rec.product_id, k)]
             writer.write(retrieval_example(text_rec, enc, image_rec, k, f, positions, label))
-            lines.append({"text_prod_id": text_rec.product_id, "image_prod_id": image_rec.product_id,
-                          "prod_img_id": image_rec.image_id(k), "label": label})
+            lines.append(
+                {
+                    "text_prod_id": text_rec.product_id,
+                    "image_prod_id": image_rec.product_id,
+                    "prod_img_id": image_rec.image_id(k),
+                    "label": label,
+                }
+            )
         query_id = qrec.product_id if direction == "txt2img" else qrec.image_id(qk)
-        sets_file.write(json.dumps({"direction": direction, "query_rank": rank, "query_product_id": qrec.product_id,
-                                    "query": query_id, "subcategory": qrec.subcategory,
-                                    "num_negatives": len(negatives), "negative_tiers": dict(sorted(tiers.items())),
-                                    "candidates": lines}, sort_keys=True) + "\n")
+        sets_file.write(
+            json.dumps(
+                {
+                    "direction": direction,
+                    "query_rank": rank,
+                    "query_product_id": qrec.product_id,
+                    "query": query_id,
+                    "subcategory": qrec.subcategory,
+                    "num_negatives": len(negatives),
+                    "negative_tiers": dict(sorted(tiers.items())),
+                    "candidates": lines,
+                },
+                sort_keys=True,
+            )
+            + "\n"
+        )
 
     # ------------------------------------------------------------------ schema.json, rejected.tsv, summary
 
@@ -668,8 +771,15 @@ class Preprocessor:
             counts = {s: sum(m["counts"]["examples"][s] for m in markers.values()) for s in splits}
         for key, directory in dirs.items():
             if os.path.isdir(directory):
-                write_schema_json(directory, schema, c.feature_dtype, c.compression, num_examples=counts[key],
-                                  num_shards=c.num_shards, num_shards_done=len(markers))
+                write_schema_json(
+                    directory,
+                    schema,
+                    c.feature_dtype,
+                    c.compression,
+                    num_examples=counts[key],
+                    num_shards=c.num_shards,
+                    num_shards_done=len(markers),
+                )
 
     def _write_summary(self):
         c = self.config
@@ -686,10 +796,15 @@ class Preprocessor:
         summary = {
             "catalog": os.path.basename(c.catalog),
             "fingerprint": self.fingerprint,
-            "catalog_index": {"records": idx.num_records, "products": len(idx),
-                              "bad_records": len(idx.catalog_errors), "duplicate_ids": len(idx.duplicates),
-                              "splits": split_counts, "categories": len(idx.categories),
-                              "subcategories": len(idx.subcategories)},
+            "catalog_index": {
+                "records": idx.num_records,
+                "products": len(idx),
+                "bad_records": len(idx.catalog_errors),
+                "duplicate_ids": len(idx.duplicates),
+                "splits": split_counts,
+                "categories": len(idx.categories),
+                "subcategories": len(idx.subcategories),
+            },
             "shards": {"num_shards": c.num_shards},
             "rejected": {"lines": len(merged), "by_stage_and_reason": merged.counts()},
             "tokenizer": self.tokenizer.describe(),
@@ -713,17 +828,24 @@ class Preprocessor:
             for d in DIRECTIONS:
                 q = r.get(d, {}).get("queries", {})
                 if q.get("negatives beyond the subcategory"):
-                    notes.append(f"{d}: {q['negatives beyond the subcategory']} of {q.get('written', 0)} queries "
-                                 f"took negatives beyond their subcategory (too few products in it)")
+                    notes.append(
+                        f"{d}: {q['negatives beyond the subcategory']} of {q.get('written', 0)} queries "
+                        f"took negatives beyond their subcategory (too few products in it)"
+                    )
                 if q.get("fewer negatives than asked"):
-                    notes.append(f"{d}: {q['fewer negatives than asked']} queries have fewer than "
-                                 f"{c.retrieval_negatives} negatives (too few products)")
+                    notes.append(
+                        f"{d}: {q['fewer negatives than asked']} queries have fewer than "
+                        f"{c.retrieval_negatives} negatives (too few products)"
+                    )
             if not r.get("queries_selected"):
-                notes.append(f"no retrieval queries: the '{c.retrieval_split}' split has no product in the finished "
-                             f"shards (see --retrieval_split, --test_fraction)")
+                notes.append(
+                    f"no retrieval queries: the '{c.retrieval_split}' split has no product in the finished "
+                    f"shards (see --retrieval_split, --test_fraction)"
+                )
             r["notes"] = notes
-        atomic_write_text(os.path.join(self.out, "summary.json"),
-                          json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        atomic_write_text(
+            os.path.join(self.out, "summary.json"), json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
+        )
         return summary
 
 

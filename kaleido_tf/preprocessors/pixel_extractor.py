@@ -27,16 +27,17 @@ class PixelStatsPatchExtractor(PatchFeatureExtractor):
         self.grid = int(grid)
         self.bins = int(bins)
         self.seed = int(seed)
-        self.raw_size = 6 + self.bins ** 3 + self.grid * self.grid * 3
+        self.raw_size = 6 + self.bins**3 + self.grid * self.grid * 3
         rng = np.random.default_rng([self.seed, self.raw_size])
-        self.projection = (rng.standard_normal((self.raw_size, self.feature_size))
-                           / np.sqrt(self.raw_size)).astype(np.float32)
+        self.projection = (rng.standard_normal((self.raw_size, self.feature_size)) / np.sqrt(self.raw_size)).astype(
+            np.float32
+        )
         self._edges = np.linspace(0, crop_size, self.grid + 1).round().astype(np.int64)
         self._levels = ((np.arange(256) * self.bins) // 256).astype(np.uint16)  # pixel value -> level
 
     def raw_features(self, crops):
         """[N, raw_size] float32 before projection (computed 16 crops at a time)."""
-        return np.concatenate([self._raw_chunk(crops[i:i + 16]) for i in range(0, len(crops), 16)])
+        return np.concatenate([self._raw_chunk(crops[i : i + 16]) for i in range(0, len(crops), 16)])
 
     def _raw_chunk(self, crops):
         n = crops.shape[0]
@@ -45,7 +46,7 @@ class PixelStatsPatchExtractor(PatchFeatureExtractor):
         std = x.std(axis=(1, 2))  # [n, 3]
         q = self._levels[crops]  # [n, S, S, 3] colour level of each channel
         codes = (q[..., 0] * self.bins + q[..., 1]) * self.bins + q[..., 2]  # [n, S, S]
-        k = self.bins ** 3
+        k = self.bins**3
         flat = codes.reshape(n, -1).astype(np.int64) + (np.arange(n, dtype=np.int64) * k)[:, None]
         hist = np.bincount(flat.ravel(), minlength=n * k).reshape(n, k).astype(np.float32)
         hist /= float(codes.shape[1] * codes.shape[2])

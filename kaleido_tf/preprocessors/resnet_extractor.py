@@ -30,8 +30,15 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
 
     name = "resnet50"
 
-    def __init__(self, crop_size=224, feature_size=RESNET_FEATURE_SIZE, weights_path=None, seed=0, batch_size=64,
-                 use_tf_function=True):
+    def __init__(
+        self,
+        crop_size=224,
+        feature_size=RESNET_FEATURE_SIZE,
+        weights_path=None,
+        seed=0,
+        batch_size=64,
+        use_tf_function=True,
+    ):
         super().__init__(crop_size, feature_size)
         import keras
         import tensorflow as tf
@@ -45,8 +52,9 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
         np_state, py_state = np.random.get_state(), random.getstate()
         try:
             keras.utils.set_random_seed(self.seed)
-            self.model = keras.applications.ResNet50(include_top=False, pooling="avg", weights=None,
-                                                     input_shape=(self.crop_size, self.crop_size, 3))
+            self.model = keras.applications.ResNet50(
+                include_top=False, pooling="avg", weights=None, input_shape=(self.crop_size, self.crop_size, 3)
+            )
         finally:
             np.random.set_state(np_state)
             random.setstate(py_state)
@@ -56,12 +64,14 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
             try:
                 self.model.load_weights(weights_path)
             except Exception as e:
-                raise ValueError(f"--resnet_weights {weights_path}: cannot load into ResNet50(include_top=False, "
-                                 f"pooling='avg'): {e}") from e
+                raise ValueError(
+                    f"--resnet_weights {weights_path}: cannot load into ResNet50(include_top=False, pooling='avg'): {e}"
+                ) from e
         if self.feature_size != RESNET_FEATURE_SIZE:
             rng = np.random.default_rng([self.seed, 2048])
-            self.projection = (rng.standard_normal((RESNET_FEATURE_SIZE, self.feature_size))
-                               / np.sqrt(RESNET_FEATURE_SIZE)).astype(np.float32)
+            self.projection = (
+                rng.standard_normal((RESNET_FEATURE_SIZE, self.feature_size)) / np.sqrt(RESNET_FEATURE_SIZE)
+            ).astype(np.float32)
         else:
             self.projection = None
 
@@ -77,9 +87,7 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
 
     def _extract(self, crops):
         tf = self._tf
-        dataset = (tf.data.Dataset.from_tensor_slices(crops)
-                   .batch(self.batch_size)
-                   .prefetch(tf.data.AUTOTUNE))
+        dataset = tf.data.Dataset.from_tensor_slices(crops).batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
         outputs = [self._forward(batch).numpy() for batch in dataset]
         features = np.concatenate(outputs, axis=0)  # [N, 2048]
         if self.projection is not None:
@@ -88,6 +96,12 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
 
     def describe(self):
         info = super().describe()
-        info.update({"weights": os.path.basename(self.weights_path) if self.weights_path else
-                     f"random initialisation (seed {self.seed})", "batch_size": self.batch_size})
+        info.update(
+            {
+                "weights": os.path.basename(self.weights_path)
+                if self.weights_path
+                else f"random initialisation (seed {self.seed})",
+                "batch_size": self.batch_size,
+            }
+        )
         return info

@@ -10,8 +10,9 @@ them int). `img_loc_position_camouflage` holds 9 x 5 = 45 numbers.
 from kaleido_tf.datasets.schema import FieldSpec, Schema, get_schema, known_field_lengths
 
 TASK_SCHEMAS = ("pretrain", "finetune", "retrieval")
-POSITION_FIELDS = tuple(f"img_loc_position_{level}"
-                        for level in ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask"))
+POSITION_FIELDS = tuple(
+    f"img_loc_position_{level}" for level in ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask")
+)
 
 
 def preprocess_schema(task, text_length=64, feature_size=2048, max_predictions=10, num_grey=2, num_blank=3):
@@ -19,9 +20,13 @@ def preprocess_schema(task, text_length=64, feature_size=2048, max_predictions=1
     if task not in TASK_SCHEMAS:
         raise ValueError(f"task must be one of {TASK_SCHEMAS}, got {task!r}")
     preset = get_schema(task)
-    lengths = known_field_lengths(text_seq_len=text_length, max_predictions_per_seq=max_predictions,
-                                  patch_feature_size=feature_size, masked_greymask_patch_num=num_grey,
-                                  masked_blankmask_patch_num=num_blank)
+    lengths = known_field_lengths(
+        text_seq_len=text_length,
+        max_predictions_per_seq=max_predictions,
+        patch_feature_size=feature_size,
+        masked_greymask_patch_num=num_grey,
+        masked_blankmask_patch_num=num_blank,
+    )
     fields = []
     for spec in preset.fields:
         dtype = "float" if spec.name in POSITION_FIELDS else spec.dtype

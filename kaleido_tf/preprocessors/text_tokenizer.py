@@ -71,11 +71,19 @@ class TextTokenizer:
             input_ids = np.full(length, self.pad_id, np.int64)
             input_ids[:n] = [self.cls_id] + ids + [self.sep_id]
             wid = np.full(length, -1, np.int64)
-            wid[1:n - 1] = word_ids
+            wid[1 : n - 1] = word_ids
             mask = np.zeros(length, np.int64)
             mask[:n] = 1
-            out.append(EncodedText(input_ids=input_ids, input_mask=mask, segment_ids=np.zeros(length, np.int64),
-                                   word_ids=wid, num_tokens=n, truncated=truncated))
+            out.append(
+                EncodedText(
+                    input_ids=input_ids,
+                    input_mask=mask,
+                    segment_ids=np.zeros(length, np.int64),
+                    word_ids=wid,
+                    num_tokens=n,
+                    truncated=truncated,
+                )
+            )
         return out
 
     def describe(self):
@@ -116,8 +124,9 @@ class WordPieceTokenizer(TextTokenizer):
         self.cls_id, self.sep_id, self.mask_id = index["[CLS]"], index["[SEP]"], index["[MASK]"]
         self.random_token_ids = np.asarray([i for i, t in enumerate(tokens) if not _BRACKETED.match(t)], np.int64)
         self._tf = tf
-        self._tokenizer = tf_text.BertTokenizer(vocab_path, token_out_type=tf.int64, lower_case=self.lower_case,
-                                                unknown_token="[UNK]")
+        self._tokenizer = tf_text.BertTokenizer(
+            vocab_path, token_out_type=tf.int64, lower_case=self.lower_case, unknown_token="[UNK]"
+        )
 
     def _pieces(self, texts):
         if not texts:
@@ -139,8 +148,12 @@ class SentencePieceTokenizer(TextTokenizer):
     """
 
     name = "sentencepiece"
-    _CANDIDATES = {"cls": ("[CLS]", "<cls>"), "sep": ("[SEP]", "<sep>"), "mask": ("[MASK]", "<mask>"),
-                   "pad": ("[PAD]", "<pad>")}
+    _CANDIDATES = {
+        "cls": ("[CLS]", "<cls>"),
+        "sep": ("[SEP]", "<sep>"),
+        "mask": ("[MASK]", "<mask>"),
+        "pad": ("[PAD]", "<pad>"),
+    }
 
     def __init__(self, model_path, lower_case=False):
         import sentencepiece as spm
@@ -160,14 +173,20 @@ class SentencePieceTokenizer(TextTokenizer):
                     found[role] = i
                     break
             else:
-                raise ValueError(f"SentencePiece model {model_path} has no piece for {role.upper()} "
-                                 f"(looked for {list(names)})")
+                raise ValueError(
+                    f"SentencePiece model {model_path} has no piece for {role.upper()} (looked for {list(names)})"
+                )
         self.cls_id, self.sep_id, self.mask_id, self.pad_id = found["cls"], found["sep"], found["mask"], found["pad"]
         self.unk_id = sp.unk_id()
         specials = set(found.values())
         self.random_token_ids = np.asarray(
-            [i for i in range(self.vocab_size)
-             if i not in specials and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i))], np.int64)
+            [
+                i
+                for i in range(self.vocab_size)
+                if i not in specials and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i))
+            ],
+            np.int64,
+        )
         if self.random_token_ids.size == 0:
             raise ValueError(f"SentencePiece model {model_path} has no ordinary pieces")
 

@@ -62,8 +62,9 @@ def mask_caption_tokens(input_ids, input_mask, mask_ratio, max_predictions, mask
     weights = tf.cast(chosen, tf.float32)
     masked_positions = tf.where(chosen, picked, 0)
     masked_ids = tf.where(chosen, tf.gather(input_ids, picked, batch_dims=1), 0)
-    hidden = tf.reduce_sum(tf.one_hot(picked, text_length, dtype=tf.int32) * tf.cast(chosen, tf.int32)[:, :, None],
-                           axis=1)  # [B, T], 1 where masked
+    hidden = tf.reduce_sum(
+        tf.one_hot(picked, text_length, dtype=tf.int32) * tf.cast(chosen, tf.int32)[:, :, None], axis=1
+    )  # [B, T], 1 where masked
     masked_input = tf.where(hidden > 0, tf.constant(mask_id, tf.int32), input_ids)
     return masked_input, masked_positions, masked_ids, weights
 
@@ -86,9 +87,19 @@ class CaptionTask(Task):
 
     name = TASK
 
-    def __init__(self, config, vocab_file=None, mask_ratio=DEFAULT_MASK_RATIO, max_predictions=None,
-                 max_caption_length=None, beam_size=1, length_penalty=0.0, no_repeat_ngram_size=0, metrics=None,
-                 **model_kwargs):
+    def __init__(
+        self,
+        config,
+        vocab_file=None,
+        mask_ratio=DEFAULT_MASK_RATIO,
+        max_predictions=None,
+        max_caption_length=None,
+        beam_size=1,
+        length_penalty=0.0,
+        no_repeat_ngram_size=0,
+        metrics=None,
+        **model_kwargs,
+    ):
         self.config = as_config(config)
         if not 0.0 < float(mask_ratio) <= 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}")
@@ -103,8 +114,10 @@ class CaptionTask(Task):
         self.tokens = caption_decoding.CaptionTokens.from_vocab_file(self.vocab_file, self.config.vocab_size)
         self.id_to_token = caption_decoding.read_id_to_token(self.vocab_file, self.config.vocab_size)
         if max_caption_length is not None and not 1 <= int(max_caption_length) < self.config.max_position_embeddings:
-            raise ValueError(f"max_caption_length must be in [1, max_position_embeddings - 1 = "
-                             f"{self.config.max_position_embeddings - 1}], got {max_caption_length}")
+            raise ValueError(
+                f"max_caption_length must be in [1, max_position_embeddings - 1 = "
+                f"{self.config.max_position_embeddings - 1}], got {max_caption_length}"
+            )
         if int(beam_size) < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         self.max_caption_length = max_caption_length
@@ -122,15 +135,24 @@ class CaptionTask(Task):
         with open(DEFAULT_VOCAB, encoding="utf-8") as f:
             tokens = sum(1 for _ in f)
         if tokens > self.config.vocab_size:
-            raise ValueError(f"captioning needs the model's vocab: the packaged vocab has {tokens} tokens, more "
-                             f"than vocab_size={self.config.vocab_size}; pass vocab_file (--vocab_file)")
+            raise ValueError(
+                f"captioning needs the model's vocab: the packaged vocab has {tokens} tokens, more "
+                f"than vocab_size={self.config.vocab_size}; pass vocab_file (--vocab_file)"
+            )
         return DEFAULT_VOCAB
 
     def build_model(self):
         model = KaleidoBERTCaptioner(
-            self.config, pad_id=self.tokens.pad_id, cls_id=self.tokens.cls_id, sep_id=self.tokens.sep_id,
-            mask_id=self.tokens.mask_id, max_caption_length=self.max_caption_length, beam_size=self.beam_size,
-            length_penalty=self.length_penalty, no_repeat_ngram_size=self.no_repeat_ngram_size, **self.model_kwargs,
+            self.config,
+            pad_id=self.tokens.pad_id,
+            cls_id=self.tokens.cls_id,
+            sep_id=self.tokens.sep_id,
+            mask_id=self.tokens.mask_id,
+            max_caption_length=self.max_caption_length,
+            beam_size=self.beam_size,
+            length_penalty=self.length_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            **self.model_kwargs,
         )
         model.build()
         return model
@@ -154,8 +176,13 @@ class CaptionTask(Task):
         else:
             uniform = keras.random.uniform(shape, seed=model.mask_seed_generator)
         masked, positions, ids, weights = mask_caption_tokens(
-            features["input_ids"], features["input_mask"], self.mask_ratio, self.max_predictions,
-            self.tokens.mask_id, self.tokens.pad_id, uniform,
+            features["input_ids"],
+            features["input_mask"],
+            self.mask_ratio,
+            self.max_predictions,
+            self.tokens.mask_id,
+            self.tokens.pad_id,
+            uniform,
         )
         out = dict(features)
         out.update(input_ids=masked, masked_lm_positions=positions, masked_lm_ids=ids, masked_lm_weights=weights)
@@ -166,8 +193,9 @@ class CaptionTask(Task):
         weight_total = None
         if global_batch_size is not None:
             weight_total = _replica_sum(tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
-        loss = masked_lm_loss(outputs["mlm_logits"], features["masked_lm_ids"], features["masked_lm_weights"],
-                              weight_total)
+        loss = masked_lm_loss(
+            outputs["mlm_logits"], features["masked_lm_ids"], features["masked_lm_weights"], weight_total
+        )
         return {"caption_loss": loss, "total": loss}
 
     def compute_gradients(self, features, model, global_batch_size=None, loss_scale=None):
@@ -183,12 +211,16 @@ class CaptionTask(Task):
         outputs = model(masked, training=False)
         weights = tf.reduce_sum(tf.cast(masked["masked_lm_weights"], tf.float32))
         loss = masked_lm_loss(outputs["mlm_logits"], masked["masked_lm_ids"], masked["masked_lm_weights"])
-        logs = {"loss_sum": loss * weights, "predicted_tokens": weights,
-                "examples": tf.cast(tf.shape(features["input_ids"])[0], tf.float32)}
+        logs = {
+            "loss_sum": loss * weights,
+            "predicted_tokens": weights,
+            "examples": tf.cast(tf.shape(features["input_ids"])[0], tf.float32),
+        }
         if self.metrics:
             logs["generated_ids"] = model.generate(features)  # [B, L]
-            logs["reference_ids"] = tf.cast(features["input_ids"], tf.int32) * tf.cast(features["input_mask"],
-                                                                                        tf.int32)  # [B, T]
+            logs["reference_ids"] = tf.cast(features["input_ids"], tf.int32) * tf.cast(
+                features["input_mask"], tf.int32
+            )  # [B, T]
         return logs
 
     def decode(self, ids):
@@ -201,8 +233,10 @@ class CaptionTask(Task):
 
     def reduce_validation(self, aggregated):
         predicted = float(aggregated.get("predicted_tokens", 0.0))
-        metrics = {"loss": float(aggregated.get("loss_sum", 0.0)) / max(predicted, 1e-5),
-                   "examples": float(aggregated.get("examples", 0.0))}
+        metrics = {
+            "loss": float(aggregated.get("loss_sum", 0.0)) / max(predicted, 1e-5),
+            "examples": float(aggregated.get("examples", 0.0)),
+        }
         if self.metrics and len(aggregated.get("generated_ids", [])):
             from kaleido_tf.evaluators.caption import format_caption_report, score_captions
 
@@ -217,7 +251,8 @@ class CaptionTask(Task):
         out = {"generated_ids": model.generate(features)}
         if features.get("input_ids") is not None:
             out["reference_ids"] = tf.cast(features["input_ids"], tf.int32) * tf.cast(
-                features.get("input_mask", tf.ones_like(features["input_ids"])), tf.int32)
+                features.get("input_mask", tf.ones_like(features["input_ids"])), tf.int32
+            )
         return out
 
 
@@ -236,8 +271,9 @@ def _tfrecord_batches(path, batch_size, training, seed=0):
     from kaleido_tf.datasets import make_tfrecord_dataset
 
     def make(context):
-        return make_tfrecord_dataset(path, batch_size, training, input_context=context, seed=seed,
-                                     num_epochs=None if training else 1)
+        return make_tfrecord_dataset(
+            path, batch_size, training, input_context=context, seed=seed, num_epochs=None if training else 1
+        )
 
     return make
 
@@ -266,8 +302,12 @@ def generate_captions(trainer, task, dataset_fn, progress=False):
     from tqdm.auto import tqdm
 
     rows, seen, count = [], set(), 0
-    for out in tqdm(trainer.predict(dataset_fn, passthrough=("prod_img_id", "image_prod_id")), unit="batch",
-                    desc="caption", disable=not progress):
+    for out in tqdm(
+        trainer.predict(dataset_fn, passthrough=("prod_img_id", "image_prod_id")),
+        unit="batch",
+        desc="caption",
+        disable=not progress,
+    ):
         captions = task.decode(out["generated_ids"])
         references = task.references(out["reference_ids"]) if "reference_ids" in out else [""] * len(captions)
         for i, caption in enumerate(captions):
@@ -277,15 +317,31 @@ def generate_captions(trainer, task, dataset_fn, progress=False):
                 continue
             seen.add(image_id)
             product = _first_text(out["image_prod_id"][i]) if "image_prod_id" in out else ""
-            rows.append({"prod_img_id": image_id, "image_prod_id": product, "caption": caption,
-                         "reference": references[i]})
+            rows.append(
+                {"prod_img_id": image_id, "image_prod_id": product, "caption": caption, "reference": references[i]}
+            )
     return rows
 
 
-def finetune_and_score_captions(pretrained, train_data, eval_data, vocab_file, model_dir, config=None,
-                                train_steps=400, batch_size=32, learning_rate=2e-3, warmup_ratio=0.1,
-                                mask_ratio=DEFAULT_MASK_RATIO, beam_size=1, max_caption_length=None,
-                                no_repeat_ngram_size=0, num_examples=6, progress=True, seed=0):
+def finetune_and_score_captions(
+    pretrained,
+    train_data,
+    eval_data,
+    vocab_file,
+    model_dir,
+    config=None,
+    train_steps=400,
+    batch_size=32,
+    learning_rate=2e-3,
+    warmup_ratio=0.1,
+    mask_ratio=DEFAULT_MASK_RATIO,
+    beam_size=1,
+    max_caption_length=None,
+    no_repeat_ngram_size=0,
+    num_examples=6,
+    progress=True,
+    seed=0,
+):
     """Finetunes captioning from a pretrained model, captions the evaluation images and scores them against
     their references and against the most-common-caption baseline. One call for the demo.
 
@@ -316,10 +372,23 @@ def finetune_and_score_captions(pretrained, train_data, eval_data, vocab_file, m
             raise ValueError("give a config when there is no pretrained model to read it from")
         config = registry.config_for(pretrained)
     keras.utils.set_random_seed(seed)
-    task = CaptionTask(config, vocab_file=vocab_file, mask_ratio=mask_ratio, beam_size=beam_size,
-                       max_caption_length=max_caption_length, no_repeat_ngram_size=no_repeat_ngram_size)
-    trainer = Trainer(task, model_dir, learning_rate=learning_rate, train_steps=train_steps,
-                      warmup_ratio=warmup_ratio, log_steps=10, progress=progress)
+    task = CaptionTask(
+        config,
+        vocab_file=vocab_file,
+        mask_ratio=mask_ratio,
+        beam_size=beam_size,
+        max_caption_length=max_caption_length,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+    )
+    trainer = Trainer(
+        task,
+        model_dir,
+        learning_rate=learning_rate,
+        train_steps=train_steps,
+        warmup_ratio=warmup_ratio,
+        log_steps=10,
+        progress=progress,
+    )
     load_message = trainer.initialize((lambda m: registry.load_weights(m, pretrained)) if pretrained else None)
     trainer.train(_tfrecord_batches(train_data, batch_size, True, seed=seed), batch_size)
 

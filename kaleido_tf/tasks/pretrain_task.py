@@ -79,7 +79,8 @@ class PretrainTask(Task):
         for task in ("mlm", "itm", "rotation", "jigsaw", "camouflage"):
             if f"{task}_count" in aggregated:
                 metrics[f"{task}_accuracy"] = float(aggregated[f"{task}_correct"]) / max(
-                    float(aggregated[f"{task}_count"]), 1e-12)
+                    float(aggregated[f"{task}_count"]), 1e-12
+                )
         return metrics
 
     def predict_step(self, features, model):

@@ -172,8 +172,10 @@ def recover_directory(path):
                 except FileNotFoundError:  # its writer finished meanwhile
                     break
                 entries.remove(chosen)
-                actions.append(f"restored {path} from {'the complete new' if kind == 'new' else 'the previous'} "
-                               f"directory {os.path.basename(chosen[1])}")
+                actions.append(
+                    f"restored {path} from {'the complete new' if kind == 'new' else 'the previous'} "
+                    f"directory {os.path.basename(chosen[1])}"
+                )
                 fsync_path(os.path.dirname(path))
                 break
     for kind, full, (pid, host), _ in entries:

@@ -36,26 +36,55 @@ def project(tmp_path_factory):
     _place(tmp, "pretrain", data / "pretrain", ["pretrain_valid__a"], num_examples=8, num_files=1, seed=1)
     _place(tmp, "finetune", data / "finetune", ["finetune_train__a"], num_examples=16, num_files=1, seed=2)
     _place(tmp, "finetune", data / "finetune", ["finetune_valid__a"], num_examples=8, num_files=1, seed=3)
-    _place(tmp, "retrieval", data / "retrieve", ["retrieve_i2t__a"], num_examples=15, num_files=1, seed=4,
-           direction="img2txt")
+    _place(
+        tmp,
+        "retrieval",
+        data / "retrieve",
+        ["retrieve_i2t__a"],
+        num_examples=15,
+        num_files=1,
+        seed=4,
+        direction="img2txt",
+    )
     _place(tmp, "retrieval", data / "retrieve", ["retrieve_t2i__a"], num_examples=15, num_files=1, seed=5)
     return tmp
 
 
 def _script(project, name, env, *args):
-    full_env = {**os.environ, "PYTHON": sys.executable, "WORKER_GPU": "1", "INPUT_SEQUENCE_LENGTH": "16",
-                "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT, **env}
-    done = subprocess.run(["bash", os.path.join(ROOT, "scripts", name), "--progress=false", "--log_steps=1", *args],
-                          cwd=project, env=full_env, capture_output=True, text=True, timeout=600)
+    full_env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "WORKER_GPU": "1",
+        "INPUT_SEQUENCE_LENGTH": "16",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": ROOT,
+        **env,
+    }
+    done = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts", name), "--progress=false", "--log_steps=1", *args],
+        cwd=project,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return done.stdout
 
 
 @pytest.fixture(scope="module")
 def pretrained(project):
-    out = _script(project, "run_pretrain.sh", {
-        "PRETRAIN_MODEL": os.path.join(GOLDEN, "tiny", "model.ckpt-0"), "INPUT_SCHEMA": schema_string("pretrain"),
-        "TRAIN_BATCH_SIZE": "4", "NUM_EPOCHS": "2", "LEARNING_RATE": "1e-3"})
+    out = _script(
+        project,
+        "run_pretrain.sh",
+        {
+            "PRETRAIN_MODEL": os.path.join(GOLDEN, "tiny", "model.ckpt-0"),
+            "INPUT_SCHEMA": schema_string("pretrain"),
+            "TRAIN_BATCH_SIZE": "4",
+            "NUM_EPOCHS": "2",
+            "LEARNING_RATE": "1e-3",
+        },
+    )
     return out
 
 
@@ -72,9 +101,18 @@ def test_run_pretrain(project, pretrained):
 
 @pytest.mark.parametrize("script,task", [("run_cat.sh", "catepred"), ("run_subcat.sh", "subcatepred")])
 def test_run_finetune(project, pretrained, script, task):
-    out = _script(project, script, {
-        "PRETRAIN_MODEL": str(project / "checkpoints" / "pretrained"), "INPUT_SCHEMA": schema_string("finetune"),
-        "TRAIN_BATCH_SIZE": "4", "NUM_EPOCHS": "1", "LEARNING_RATE": "1e-3"}, "--num_classes=4")
+    out = _script(
+        project,
+        script,
+        {
+            "PRETRAIN_MODEL": str(project / "checkpoints" / "pretrained"),
+            "INPUT_SCHEMA": schema_string("finetune"),
+            "TRAIN_BATCH_SIZE": "4",
+            "NUM_EPOCHS": "1",
+            "LEARNING_RATE": "1e-3",
+        },
+        "--num_classes=4",
+    )
     assert f"freshly initialised: kaleido_bert_{task}/{task}_dense/kernel" in out
     assert "macro avg" in out  # the per-class report
     results = json.loads((project / "checkpoints" / "classification" / task / "eval_results.json").read_text())
@@ -83,9 +121,15 @@ def test_run_finetune(project, pretrained, script, task):
 
 @pytest.mark.parametrize("script,kind", [("run_i2t.sh", "img2txt"), ("run_t2i.sh", "txt2img")])
 def test_run_retrieval(project, pretrained, script, kind):
-    out = _script(project, script, {
-        "PREDICT_CHECKPOINT": str(project / "checkpoints" / "pretrained"), "INPUT_SCHEMA": schema_string("retrieval"),
-        "PREDICT_BATCH_SIZE": "4"})
+    out = _script(
+        project,
+        script,
+        {
+            "PREDICT_CHECKPOINT": str(project / "checkpoints" / "pretrained"),
+            "INPUT_SCHEMA": schema_string("retrieval"),
+            "PREDICT_BATCH_SIZE": "4",
+        },
+    )
     for line in ("Accuracy:", "Rank@1:", "Rank@5:", "Rank@10:", "Rank@100:", "AUC:"):
         assert line in out
     out_dir = project / "checkpoints" / "retrieve" / kind

@@ -71,5 +71,16 @@ def random_patches(batch_size, seed=0, feature_size=48):
     return out
 
 
-__all__ = ["CAPTIONS", "SPECIAL_IDS", "TINY", "TINY_CHECKPOINT", "VOCAB", "batch_features", "caption_examples",
-           "caption_ids", "random_patches", "write_caption_bundle", "write_vocab"]
+__all__ = [
+    "CAPTIONS",
+    "SPECIAL_IDS",
+    "TINY",
+    "TINY_CHECKPOINT",
+    "VOCAB",
+    "batch_features",
+    "caption_examples",
+    "caption_ids",
+    "random_patches",
+    "write_caption_bundle",
+    "write_vocab",
+]

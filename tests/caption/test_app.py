@@ -31,12 +31,22 @@ def bundles(tmp_path_factory):
 def trained_dir(bundles, vocab_file):
     tmp, train, valid, schema, _ = bundles
     model_dir = tmp / "model"
-    code = _run([
-        "--mode=train_and_evaluate", f"--train_input_fp={train}", f"--eval_input_fp={valid}", f"--input_schema={schema}",
-        f"--pretrain_model_name_or_path={TINY_CHECKPOINT}", f"--vocab_file={vocab_file}", f"--model_dir={model_dir}",
-        "--train_batch_size=8", "--eval_batch_size=4", "--train_steps=12", "--learning_rate=3e-3",
-        "--max_caption_length=12",
-    ])
+    code = _run(
+        [
+            "--mode=train_and_evaluate",
+            f"--train_input_fp={train}",
+            f"--eval_input_fp={valid}",
+            f"--input_schema={schema}",
+            f"--pretrain_model_name_or_path={TINY_CHECKPOINT}",
+            f"--vocab_file={vocab_file}",
+            f"--model_dir={model_dir}",
+            "--train_batch_size=8",
+            "--eval_batch_size=4",
+            "--train_steps=12",
+            "--learning_rate=3e-3",
+            "--max_caption_length=12",
+        ]
+    )
     assert code == 0
     return model_dir
 
@@ -54,9 +64,19 @@ def test_train_and_evaluate(trained_dir, capsys):
 def test_predict_writes_one_caption_per_image(bundles, trained_dir, vocab_file, capsys):
     tmp, _, valid, schema, examples = bundles
     out_dir = tmp / "predict"
-    code = _run(["--mode=predict", f"--predict_input_fp={valid}", f"--input_schema={schema}", f"--model_dir={trained_dir}",
-                 f"--vocab_file={vocab_file}", f"--output_dir={out_dir}", "--predict_batch_size=4", "--beam_size=2",
-                 "--max_caption_length=12"])
+    code = _run(
+        [
+            "--mode=predict",
+            f"--predict_input_fp={valid}",
+            f"--input_schema={schema}",
+            f"--model_dir={trained_dir}",
+            f"--vocab_file={vocab_file}",
+            f"--output_dir={out_dir}",
+            "--predict_batch_size=4",
+            "--beam_size=2",
+            "--max_caption_length=12",
+        ]
+    )
     assert code == 0
     lines = (out_dir / "captions.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["prod_img_id", "image_prod_id", "caption", "reference"]
@@ -72,8 +92,15 @@ def test_predict_writes_one_caption_per_image(bundles, trained_dir, vocab_file, 
 
 def test_export_mode_and_bad_flags(bundles, trained_dir, vocab_file, capsys):
     tmp = bundles[0]
-    code = _run(["--mode=export", f"--model_dir={trained_dir}", f"--vocab_file={vocab_file}",
-                 f"--export_dir={tmp / 'export'}", "--max_caption_length=6"])
+    code = _run(
+        [
+            "--mode=export",
+            f"--model_dir={trained_dir}",
+            f"--vocab_file={vocab_file}",
+            f"--export_dir={tmp / 'export'}",
+            "--max_caption_length=6",
+        ]
+    )
     assert code == 0
     loaded = tf.saved_model.load(str(tmp / "export" / "1"))
     assert set(loaded.signatures) == {"caption", "serving_default"}
@@ -81,13 +108,37 @@ def test_export_mode_and_bad_flags(bundles, trained_dir, vocab_file, capsys):
     # kaleido-export --task caption: beam search, the generation settings in the export metadata.
     from kaleido_tf.export.cli import main as export_main
 
-    assert export_main(["--model", str(trained_dir), "--task", "caption", "--vocab_file", vocab_file,
-                        "--export_dir", str(tmp / "export_cli"), "--beam_size", "2", "--max_caption_length", "5"]) == 0
+    assert (
+        export_main(
+            [
+                "--model",
+                str(trained_dir),
+                "--task",
+                "caption",
+                "--vocab_file",
+                vocab_file,
+                "--export_dir",
+                str(tmp / "export_cli"),
+                "--beam_size",
+                "2",
+                "--max_caption_length",
+                "5",
+            ]
+        )
+        == 0
+    )
     info = json.loads((tmp / "export_cli" / "1" / "assets.extra" / "kaleido_export.json").read_text())
     assert info["caption"]["beam_size"] == 2 and info["caption"]["max_length"] == 5
     assert info["caption"]["special_ids"]["sep_id"] == 3
     # The packaged BERT vocab does not fit the tiny model: one clear line, exit status 2.
-    code = _run(["--mode=predict", f"--model_dir={trained_dir}", f"--output_dir={tmp / 'x'}",
-                 f"--predict_input_fp={bundles[2]}", f"--input_schema={bundles[3]}"])
+    code = _run(
+        [
+            "--mode=predict",
+            f"--model_dir={trained_dir}",
+            f"--output_dir={tmp / 'x'}",
+            f"--predict_input_fp={bundles[2]}",
+            f"--input_schema={bundles[3]}",
+        ]
+    )
     assert code == 2 and "pass vocab_file" in capsys.readouterr().err
     assert not os.path.exists(tmp / "x" / "captions.tsv")

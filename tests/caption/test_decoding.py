@@ -115,7 +115,7 @@ def test_sep_after_some_tokens_then_padding(model, patches, beam_size):
         if SEP in row:
             first = list(row).index(SEP)
             ended += first > 0
-            assert (row[first + 1:] == PAD).all()
+            assert (row[first + 1 :] == PAD).all()
             assert not np.isin(row[:first], [PAD, CLS, MASK]).any()
     assert ended >= 1  # at least one caption ended at [SEP] after some words
 
@@ -129,8 +129,9 @@ def test_mask_caption_tokens():
     input_ids = tf.constant([[CLS, 5, 6, 10, SEP, PAD, PAD, PAD], [CLS, 7, SEP, PAD, PAD, PAD, PAD, PAD]])
     input_mask = tf.cast(input_ids != PAD, tf.int32)
     uniform = tf.random.stateless_uniform([2, 8], seed=(1, 2))
-    masked, positions, ids, weights = (t.numpy() for t in mask_caption_tokens(
-        input_ids, input_mask, 0.5, 3, MASK, PAD, uniform))
+    masked, positions, ids, weights = (
+        t.numpy() for t in mask_caption_tokens(input_ids, input_mask, 0.5, 3, MASK, PAD, uniform)
+    )
     assert weights.sum(axis=1).tolist() == [2.0, 1.0]  # round(0.5 * 4) and max(1, round(0.5 * 2)) = 1
     for b in range(2):
         chosen = positions[b][weights[b] > 0]

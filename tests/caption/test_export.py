@@ -14,8 +14,9 @@ from tests.export.conftest import export_info, signature_inputs
 @pytest.fixture(scope="module")
 def exported(trained, vocab_file, tmp_path_factory):
     task, model, features, _ = trained
-    path = export_saved_model(model, str(tmp_path_factory.mktemp("caption_export")), vocab_file=vocab_file,
-                              beam_size=2, max_caption_length=10)
+    path = export_saved_model(
+        model, str(tmp_path_factory.mktemp("caption_export")), vocab_file=vocab_file, beam_size=2, max_caption_length=10
+    )
     return path, tf.saved_model.load(path)
 
 
@@ -50,8 +51,9 @@ def test_bad_width_is_named(exported):
 
 def test_decoder_matches_python_decoding(vocab_file):
     tokens = caption_decoding.CaptionTokens(pad_id=0, cls_id=2, sep_id=3, mask_id=4)
-    ids = np.array([[5, 6, 10, 18, 21, 3, 7, 0], [4, 2, 7, 17, 0, 0, 0, 0], [3, 5, 5, 5, 5, 5, 5, 5],
-                    [17, 6, 1, 19, 22, 9, 9, 9]])
+    ids = np.array(
+        [[5, 6, 10, 18, 21, 3, 7, 0], [4, 2, 7, 17, 0, 0, 0, 0], [3, 5, 5, 5, 5, 5, 5, 5], [17, 6, 1, 19, 22, 9, 9, 9]]
+    )
     graph = [c.decode() for c in CaptionDecoder(vocab_file, tokens)(tf.constant(ids)).numpy()]
     python = caption_decoding.batch_ids_to_text(ids, VOCAB, tokens)
     assert graph == python == ["a red dresses ,", "blues", "", "##s red [UNK]less . white white white"]

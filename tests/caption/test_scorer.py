@@ -38,8 +38,12 @@ def test_disjoint_captions_score_about_zero():
 
 
 def test_partial_captions_score_in_between(perfect):
-    hypotheses = {"a": "a red dress with long sleeves", "b": "a blue shirt with a pocket",
-                  "c": "black boots", "d": "a navy blue maxi dress with white polka dots"}
+    hypotheses = {
+        "a": "a red dress with long sleeves",
+        "b": "a blue shirt with a pocket",
+        "c": "black boots",
+        "d": "a navy blue maxi dress with white polka dots",
+    }
     references = dict(zip("abcd", REFERENCES))
     scores = score_captions(hypotheses, references, metrics=ALL_METRICS)
     for name in ALL_METRICS:

@@ -20,8 +20,9 @@ def test_loads_every_variable_from_a_tf1_pretraining_checkpoint():
     assert not any("cls/predictions" in n for n in not_used) and len(report.not_used) > 0
     pretrain = registry.from_pretrained(TINY_CHECKPOINT)
     np.testing.assert_array_equal(model.mlm_head.output_bias.numpy(), pretrain.mlm_head.output_bias.numpy())
-    np.testing.assert_array_equal(model.backbone.embeddings.word_embeddings.numpy(),
-                                  pretrain.backbone.embeddings.word_embeddings.numpy())
+    np.testing.assert_array_equal(
+        model.backbone.embeddings.word_embeddings.numpy(), pretrain.backbone.embeddings.word_embeddings.numpy()
+    )
 
 
 def test_loads_a_pretraining_trainer_directory(tmp_path):
@@ -33,8 +34,9 @@ def test_loads_a_pretraining_trainer_directory(tmp_path):
     message = registry.load_weights(captioner, str(tmp_path / "pretrain"))
     assert "loaded the pretrain weights" in message and "freshly" not in message
     assert isinstance(trainer.model, KaleidoBERTPretrainModel)
-    np.testing.assert_array_equal(captioner.mlm_head.transform_dense.kernel.numpy(),
-                                  trainer.model.mlm_head.transform_dense.kernel.numpy())
+    np.testing.assert_array_equal(
+        captioner.mlm_head.transform_dense.kernel.numpy(), trainer.model.mlm_head.transform_dense.kernel.numpy()
+    )
 
 
 def test_get_config_round_trip():

@@ -16,7 +16,7 @@ def load_golden(name):
 
 
 def golden_features(golden):
-    return {k[len("input/"):]: v for k, v in golden.items() if k.startswith("input/")}
+    return {k[len("input/") :]: v for k, v in golden.items() if k.startswith("input/")}
 
 
 @pytest.fixture(scope="module", params=["tiny", "tiny_adamw"])

@@ -35,8 +35,14 @@ def test_every_golden_variable_is_mapped_or_skipped():
     assert {name for name, _ in report.not_used} == {"catepred_dense/kernel", "catepred_dense/bias"}
     assert len(report.assigned) + len(report.not_used) + len(report.skipped) == len(names)
     # The two misspelt names of the original map onto the right heads.
-    assert tf1_to_keras_name("kaleido_bert_pre_trained_model/cls/img_jigsaw/jiasaw_output_weights") == "jigsaw_head/output_weights"
-    assert tf1_to_keras_name("kaleido_bert_pre_trained_model/cls/img_blankmask/blanmask_output_weights") == "blankmask_head/output_weights"
+    assert (
+        tf1_to_keras_name("kaleido_bert_pre_trained_model/cls/img_jigsaw/jiasaw_output_weights")
+        == "jigsaw_head/output_weights"
+    )
+    assert (
+        tf1_to_keras_name("kaleido_bert_pre_trained_model/cls/img_blankmask/blanmask_output_weights")
+        == "blankmask_head/output_weights"
+    )
     # Without the prefix too; substrings never match.
     assert tf1_to_keras_name("bert/pooler/dense/kernel") == "bert/pooler/kernel"
     assert tf1_to_keras_name("xbert/pooler/dense/kernel") is None
@@ -56,9 +62,15 @@ def test_missing_extra_and_misshaped_variables_are_each_named(tmp_path):
         kaleido_tf.from_pretrained(prefix)
     message = str(info.value)
     assert "missing   : model variable bert/encoder/layer_1/output_dense/bias" in message
-    assert "unused    : checkpoint variable kaleido_bert_pre_trained_model/bert/encoder/layer_7/output/dense/bias" in message
+    assert (
+        "unused    : checkpoint variable kaleido_bert_pre_trained_model/bert/encoder/layer_7/output/dense/bias"
+        in message
+    )
     assert "unmatched : checkpoint variable kaleido_bert_pre_trained_model/bert/mystery" in message
-    assert "shape     : kaleido_bert_pre_trained_model/bert/pooler/dense/kernel is [32, 31] in the checkpoint, [32, 32]" in message
+    assert (
+        "shape     : kaleido_bert_pre_trained_model/bert/pooler/dense/kernel is [32, 31] in the checkpoint, [32, 32]"
+        in message
+    )
     assert info.value.missing and info.value.unexpected and info.value.unmatched and info.value.mismatched
 
 
@@ -131,13 +143,19 @@ def test_cli(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
         [sys.executable, "-m", "kaleido_tf.convert.cli", f"--tf1_checkpoint={TINY}", f"--output_dir={out}"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert "load  kaleido_bert_pre_trained_model/cls/img_jigsaw/jiasaw_output_weights" in done.stdout
     assert "77 loaded, 0 not used by this model, 0 initialised, 153 skipped" in done.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "kaleido_tf.convert.cli", f"--tf1_checkpoint={tmp_path}/nothing", f"--output_dir={out}"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert bad.returncode == 2 and "kaleido-convert: error:" in bad.stderr and "Traceback" not in bad.stderr

@@ -13,8 +13,16 @@ from kaleido_tf.tasks import PretrainTask
 from tests.core.conftest import golden_dir, golden_features, load_golden
 
 OUTPUTS = (
-    "mlm_logits", "nsp_logits", "rotation_logits", "jigsaw_logits", "camouflage_logits", "greymask_logits",
-    "target_raw_grey_features", "blankmask_logits", "target_raw_blank_features", "pooled_output",
+    "mlm_logits",
+    "nsp_logits",
+    "rotation_logits",
+    "jigsaw_logits",
+    "camouflage_logits",
+    "greymask_logits",
+    "target_raw_grey_features",
+    "blankmask_logits",
+    "target_raw_blank_features",
+    "pooled_output",
 )
 
 
@@ -51,7 +59,7 @@ def test_losses(loaded):
     _, model, golden = loaded
     feats = golden_features(golden)
     losses = kaleido_tf.losses.pretrain_losses(model(feats, training=False), feats, model.config)
-    assert set(losses) == {k[len("loss/"):] for k in golden if k.startswith("loss/")}
+    assert set(losses) == {k[len("loss/") :] for k in golden if k.startswith("loss/")}
     for key, value in losses.items():
         np.testing.assert_allclose(float(value), golden[f"loss/{key}"], atol=1e-5, rtol=0, err_msg=key)
     assert float(losses["greymask_loss"]) < 0  # quirk 3: the target softmax spans both patches

@@ -44,14 +44,25 @@ def test_decay_exclusion_agrees_with_original_names():
     import re
 
     opt = AdamWeightDecay(weight_decay_rate=0.01)
-    from tests.core.tf1_reference import variable_shapes
     from kaleido_tf.convert.tf1_converter import tf1_to_keras_name
+    from tests.core.tf1_reference import variable_shapes
 
-    cfg = {"hidden_size": 8, "intermediate_size": 16, "patch_feature_size": 4, "vocab_size": 10,
-           "type_vocab_size": 2, "max_position_embeddings": 8, "patch_type_vocab_size": 6,
-           "num_hidden_layers": 2, "img_rotation_label_num": 4, "img_rotation_seq_len": 1,
-           "img_jigsaw_label_num": 24, "img_jigsaw_seq_len": 4, "img_camouflage_label_num": 9,
-           "img_camouflage_seq_len": 9}
+    cfg = {
+        "hidden_size": 8,
+        "intermediate_size": 16,
+        "patch_feature_size": 4,
+        "vocab_size": 10,
+        "type_vocab_size": 2,
+        "max_position_embeddings": 8,
+        "patch_type_vocab_size": 6,
+        "num_hidden_layers": 2,
+        "img_rotation_label_num": 4,
+        "img_rotation_seq_len": 1,
+        "img_jigsaw_label_num": 24,
+        "img_jigsaw_seq_len": 4,
+        "img_camouflage_label_num": 9,
+        "img_camouflage_seq_len": 9,
+    }
     for tf1_name in variable_shapes(cfg):
         original = not any(re.search(p, tf1_name) for p in ("LayerNorm", "layer_norm", "bias"))
 

@@ -16,8 +16,17 @@ def test_reference_forward_and_losses_match_golden(golden_case):
     feats = golden_features(golden)
     for mode in ("eval", "predict"):
         out = ref.forward(weights, cfg, feats, mode)
-        for key in ("mlm_logits", "nsp_logits", "rotation_logits", "jigsaw_logits", "camouflage_logits",
-                    "greymask_logits", "blankmask_logits", "target_raw_blank_features", "pooled_output"):
+        for key in (
+            "mlm_logits",
+            "nsp_logits",
+            "rotation_logits",
+            "jigsaw_logits",
+            "camouflage_logits",
+            "greymask_logits",
+            "blankmask_logits",
+            "target_raw_blank_features",
+            "pooled_output",
+        ):
             np.testing.assert_allclose(out[key].numpy(), golden[f"{mode}/{key}"], atol=1e-5, err_msg=f"{mode}/{key}")
     losses = ref.losses(ref.forward(weights, cfg, feats, "eval"), feats, cfg)
     for key, value in losses.items():
@@ -36,5 +45,5 @@ def test_reference_training_matches_golden(golden_case):
     np.testing.assert_allclose(step_lrs, golden["train/step_lrs"], rtol=1e-6)
     expected = np.load(os.path.join(directory, "weights_after_train.npz"))
     for key in expected.files:
-        tf1 = key.replace("__", "/")[len(ref.PREFIX):]
+        tf1 = key.replace("__", "/")[len(ref.PREFIX) :]
         np.testing.assert_allclose(after[tf1], expected[key], atol=1e-5, err_msg=tf1)

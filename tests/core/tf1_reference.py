@@ -46,7 +46,9 @@ def variable_shapes(cfg):
         "cls/img_jigsaw/jiasaw_output_weights": (cfg["img_jigsaw_label_num"], H * cfg["img_jigsaw_seq_len"]),
         "cls/img_jigsaw/jigsaw_output_bias": (cfg["img_jigsaw_label_num"],),
         "cls/img_camouflage/camouflage_output_weights": (
-            cfg["img_camouflage_label_num"], H * cfg["img_camouflage_seq_len"]),
+            cfg["img_camouflage_label_num"],
+            H * cfg["img_camouflage_seq_len"],
+        ),
         "cls/img_camouflage/camouflage_output_bias": (cfg["img_camouflage_label_num"],),
         "cls/img_greymask/greymask_output_weights": (H, F),
         "cls/img_blankmask/blanmask_output_weights": (H, F),
@@ -100,8 +102,12 @@ def write_tf1_checkpoint(prefix, weights, adam_slots=True, extra=None):
     arrays["global_step"] = np.int64(0)
     arrays.update(extra or {})
     names = sorted(arrays)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(arrays[n]) for n in names])
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(arrays[n]) for n in names],
+    )
     return prefix
 
 
@@ -119,10 +125,18 @@ def random_features(cfg, batch, seed, num_masked=4):
         "img_rotate_gt": rng.integers(0, cfg["img_rotation_label_num"], (batch, 1)),
         "img_jigsaw_gt": rng.integers(0, cfg["img_jigsaw_label_num"], (batch, 1)),
         "img_camouflage_gt": rng.integers(0, cfg["img_camouflage_label_num"], (batch, 1)),
-        "img_grey_lm_ids": np.stack([rng.choice(cfg["img_greymask_seq_len"], cfg["masked_greymask_patch_num"],
-                                                replace=False) for _ in range(batch)]),
-        "img_blank_lm_ids": np.stack([rng.choice(cfg["img_blankmask_seq_len"], cfg["masked_blankmask_patch_num"],
-                                                 replace=False) for _ in range(batch)]),
+        "img_grey_lm_ids": np.stack(
+            [
+                rng.choice(cfg["img_greymask_seq_len"], cfg["masked_greymask_patch_num"], replace=False)
+                for _ in range(batch)
+            ]
+        ),
+        "img_blank_lm_ids": np.stack(
+            [
+                rng.choice(cfg["img_blankmask_seq_len"], cfg["masked_blankmask_patch_num"], replace=False)
+                for _ in range(batch)
+            ]
+        ),
         "img_grey_mask_gt": rng.random((batch, cfg["masked_greymask_patch_num"] * F)).astype(np.float32),
     }
     f["input_mask"][:, 0] = 1
@@ -160,8 +174,11 @@ def forward(W, cfg, feats, mode):
     ids = tf.cast(f["input_ids"], tf.int32)
     B, T = ids.shape
     x = tf.gather(W["bert/embeddings/word_embeddings"], ids)
-    x += tf.reshape(tf.one_hot(tf.reshape(tf.cast(f["segment_ids"], tf.int32), [-1]), cfg["type_vocab_size"])
-                    @ W["bert/embeddings/token_type_embeddings"], [B, T, H])
+    x += tf.reshape(
+        tf.one_hot(tf.reshape(tf.cast(f["segment_ids"], tf.int32), [-1]), cfg["type_vocab_size"])
+        @ W["bert/embeddings/token_type_embeddings"],
+        [B, T, H],
+    )
     x += W["bert/embeddings/position_embeddings"][:T][None]
     pieces = [_ln(x, W["bert/embeddings/LayerNorm/gamma"], W["bert/embeddings/LayerNorm/beta"])]
     raw = {}
@@ -174,8 +191,10 @@ def forward(W, cfg, feats, mode):
             feat = feat * (1.0 - hit[:, :, None])
         pos = tf.reshape(tf.cast(f[f"img_loc_position_{suffix}"], tf.float32), [B, n, 5])
         e = tf.einsum("bnf,fh->bnh", feat, W[f"bert/{block}/{stem}_projector"])
-        e += tf.reshape(tf.one_hot(tf.fill([B * n], seg), cfg["patch_type_vocab_size"])
-                        @ W[f"bert/{block}/{stem}_type_embeddings"], [B, n, H])
+        e += tf.reshape(
+            tf.one_hot(tf.fill([B * n], seg), cfg["patch_type_vocab_size"]) @ W[f"bert/{block}/{stem}_type_embeddings"],
+            [B, n, H],
+        )
         e += tf.einsum("bnc,ch->bnh", pos, W["bert/position_dense"])
         pieces.append(_ln(e, W[f"bert/{block}/{stem}EmbLayerNorm/gamma"], W[f"bert/{block}/{stem}EmbLayerNorm/beta"]))
     seq = tf.concat(pieces, axis=1)
@@ -195,8 +214,11 @@ def forward(W, cfg, feats, mode):
         q, k, v = (heads(proj(seq, f"attention/self/{n}")) for n in ("query", "key", "value"))
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(D)) + adder
         ctx = tf.reshape(tf.transpose(tf.matmul(tf.nn.softmax(scores), v), [0, 2, 1, 3]), [B, S, H])
-        att = _ln(proj(ctx, "attention/output/dense") + seq,
-                  W[p + "attention/output/LayerNorm/gamma"], W[p + "attention/output/LayerNorm/beta"])
+        att = _ln(
+            proj(ctx, "attention/output/dense") + seq,
+            W[p + "attention/output/LayerNorm/gamma"],
+            W[p + "attention/output/LayerNorm/beta"],
+        )
         ff = proj(_gelu(proj(att, "intermediate/dense")), "output/dense")
         seq = _ln(ff + att, W[p + "output/LayerNorm/gamma"], W[p + "output/LayerNorm/beta"])
     pooled = tf.tanh(seq[:, 0] @ W["bert/pooler/dense/kernel"] + W["bert/pooler/dense/bias"])
@@ -206,22 +228,32 @@ def forward(W, cfg, feats, mode):
     t = _gelu(t @ W["cls/predictions/transform/dense/kernel"] + W["cls/predictions/transform/dense/bias"])
     t = _ln(t, W["cls/predictions/transform/LayerNorm/gamma"], W["cls/predictions/transform/LayerNorm/beta"])
     out["mlm_logits"] = t @ tf.transpose(W["bert/embeddings/word_embeddings"]) + W["cls/predictions/output_bias"]
-    out["nsp_logits"] = pooled @ tf.transpose(W["cls/seq_relationship/output_weights"]) + W["cls/seq_relationship/output_bias"]
+    out["nsp_logits"] = (
+        pooled @ tf.transpose(W["cls/seq_relationship/output_weights"]) + W["cls/seq_relationship/output_bias"]
+    )
     start = T
     level_out = {}
     for suffix, _, _, _, key in LEVELS:
-        level_out[suffix] = seq[:, start:start + cfg[key]]
+        level_out[suffix] = seq[:, start : start + cfg[key]]
         start += cfg[key]
     for task, suffix, wname, bname in (
         ("rotation", "rotation", "cls/img_rotation/rotation_output_weights", "cls/img_rotation/rotation_output_bias"),
         ("jigsaw", "jigsaw", "cls/img_jigsaw/jiasaw_output_weights", "cls/img_jigsaw/jigsaw_output_bias"),
-        ("camouflage", "camouflage", "cls/img_camouflage/camouflage_output_weights",
-         "cls/img_camouflage/camouflage_output_bias"),
+        (
+            "camouflage",
+            "camouflage",
+            "cls/img_camouflage/camouflage_output_weights",
+            "cls/img_camouflage/camouflage_output_bias",
+        ),
     ):
         flat = tf.reshape(level_out[suffix], [B, -1])
         out[f"{task}_logits"] = flat @ tf.transpose(W[wname]) + W[bname]
-    out["greymask_logits"] = _gather_rows(level_out["grey_mask"], f["img_grey_lm_ids"]) @ W["cls/img_greymask/greymask_output_weights"]
-    out["blankmask_logits"] = _gather_rows(level_out["blank_mask"], f["img_blank_lm_ids"]) @ W["cls/img_blankmask/blanmask_output_weights"]
+    out["greymask_logits"] = (
+        _gather_rows(level_out["grey_mask"], f["img_grey_lm_ids"]) @ W["cls/img_greymask/greymask_output_weights"]
+    )
+    out["blankmask_logits"] = (
+        _gather_rows(level_out["blank_mask"], f["img_blank_lm_ids"]) @ W["cls/img_blankmask/blanmask_output_weights"]
+    )
     out["target_raw_grey_features"] = _gather_rows(raw["grey_mask"], f["img_grey_lm_ids"])
     out["target_raw_blank_features"] = _gather_rows(raw["blank_mask"], f["img_blank_lm_ids"])
     return out
@@ -239,10 +271,14 @@ def losses(out, feats, cfg):
 
     def ce(logits, labels):
         lp = tf.nn.log_softmax(logits)
-        return -tf.reduce_mean(tf.reduce_sum(tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), [-1]), logits.shape[-1]) * lp, -1))
+        return -tf.reduce_mean(
+            tf.reduce_sum(tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), [-1]), logits.shape[-1]) * lp, -1)
+        )
 
     lp = tf.nn.log_softmax(out["mlm_logits"])
-    per = -tf.reduce_sum(tf.one_hot(tf.reshape(tf.cast(f["masked_lm_ids"], tf.int32), [-1]), cfg["vocab_size"]) * lp, -1)
+    per = -tf.reduce_sum(
+        tf.one_hot(tf.reshape(tf.cast(f["masked_lm_ids"], tf.int32), [-1]), cfg["vocab_size"]) * lp, -1
+    )
     w = tf.reshape(tf.cast(f["masked_lm_weights"], tf.float32), [-1])
     rotation_key = "img_rotate_gt" if "img_rotate_gt" in f else "img_rotation_gt"
     g, k = cfg["masked_greymask_patch_num"], cfg["masked_blankmask_patch_num"]
@@ -252,12 +288,18 @@ def losses(out, feats, cfg):
         "rotation_loss": ce(out["rotation_logits"], f[rotation_key]),
         "jigsaw_loss": ce(out["jigsaw_logits"], f["img_jigsaw_gt"]),
         "camouflage_loss": ce(out["camouflage_logits"], f["img_camouflage_gt"]),
-        "greymask_loss": tf.reduce_mean(_kld(
-            tf.reshape(tf.nn.softmax(tf.cast(f["img_grey_mask_gt"], tf.float32)), [-1, g, F]),
-            tf.reshape(tf.nn.softmax(out["greymask_logits"]), [-1, g, F]))),
-        "blankmask_loss": tf.reduce_mean(_kld(
-            tf.reshape(tf.nn.softmax(out["target_raw_blank_features"]), [-1, k, F]),
-            tf.reshape(tf.nn.softmax(out["blankmask_logits"]), [-1, k, F]))),
+        "greymask_loss": tf.reduce_mean(
+            _kld(
+                tf.reshape(tf.nn.softmax(tf.cast(f["img_grey_mask_gt"], tf.float32)), [-1, g, F]),
+                tf.reshape(tf.nn.softmax(out["greymask_logits"]), [-1, g, F]),
+            )
+        ),
+        "blankmask_loss": tf.reduce_mean(
+            _kld(
+                tf.reshape(tf.nn.softmax(out["target_raw_blank_features"]), [-1, k, F]),
+                tf.reshape(tf.nn.softmax(out["blankmask_logits"]), [-1, k, F]),
+            )
+        ),
     }
     res["total"] = tf.add_n(list(res.values()))
     return res
@@ -301,7 +343,8 @@ def load_golden_weights(prefix):
     reader = tf.train.load_checkpoint(prefix)
     out = {}
     for name in reader.get_variable_to_shape_map():
-        if name.startswith(PREFIX) and not name.endswith(("/Adam", "/Adam_1", "/AdamWeightDecayOptimizer",
-                                                            "/AdamWeightDecayOptimizer_1")):
-            out[name[len(PREFIX):]] = reader.get_tensor(name)
+        if name.startswith(PREFIX) and not name.endswith(
+            ("/Adam", "/Adam_1", "/AdamWeightDecayOptimizer", "/AdamWeightDecayOptimizer_1")
+        ):
+            out[name[len(PREFIX) :]] = reader.get_tensor(name)
     return out

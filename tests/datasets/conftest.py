@@ -8,8 +8,7 @@ from kaleido_tf.datasets.synthetic import format_tsv_line, random_example, write
 
 # Small but complete: ints of several lengths, a short float list, a str, a feature field (raw in
 # TFRecord), a float position field (stays float_list) and a length-1 label.
-TINY_SCHEMA = ("uid:int:2,ids:int:6,weights:float:3,name:str:1,feat:float:96,img_loc_position_x:float:70,"
-               "label:int:1")
+TINY_SCHEMA = "uid:int:2,ids:int:6,weights:float:3,name:str:1,feat:float:96,img_loc_position_x:float:70,label:int:1"
 
 
 @pytest.fixture

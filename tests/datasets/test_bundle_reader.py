@@ -55,8 +55,11 @@ def test_list_file_resolution(tmp_path, monkeypatch, tiny_schema):
     (lists / "train.list").write_text(f"../a/part_000.tsv\n\n12\ncwd/part_000.tsv\n{tmp_path}/a/part_000.tsv\n")
     monkeypatch.chdir(tmp_path)
     files = read_list_file(str(lists / "train.list"))
-    assert files == [str(tmp_path / "a" / "part_000.tsv"), str(tmp_path / "cwd" / "part_000.tsv"),
-                     str(tmp_path / "a" / "part_000.tsv")]
+    assert files == [
+        str(tmp_path / "a" / "part_000.tsv"),
+        str(tmp_path / "cwd" / "part_000.tsv"),
+        str(tmp_path / "a" / "part_000.tsv"),
+    ]
     got = collect(make_bundle_dataset(str(lists / "train.list"), tiny_schema, batch_size=8, training=False))
     assert got["uid"].tolist() == [[0, 0], [1, 0], [0, 1], [1, 1], [0, 0], [1, 0]]
 
@@ -103,8 +106,10 @@ def test_bad_line_stops_the_reader_naming_file_line_and_field(tmp_path, tiny_sch
 def test_wrong_field_count_in_reader(tmp_path, tiny_schema):
     columns = good_line(tiny_schema)
     list_file = write_lines(tmp_path, ["\t".join(columns), "\t".join(columns[:-2])])
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"data.tsv:2: wrong field count: expected 7 tab-separated fields .*found 5"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"data.tsv:2: wrong field count: expected 7 tab-separated fields .*found 5",
+    ):
         collect(make_bundle_dataset(list_file, tiny_schema, batch_size=2, training=False))
 
 
@@ -129,16 +134,22 @@ def test_sharding_gives_disjoint_covering_sets(tmp_path, tiny_schema, num_files)
         parts = []
         for index in range(3):
             context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=index)
-            parts.append(_uids(make_bundle_dataset(list_file, tiny_schema, 1, training=training, num_epochs=1,
-                                                   input_context=context)))
+            parts.append(
+                _uids(
+                    make_bundle_dataset(
+                        list_file, tiny_schema, 1, training=training, num_epochs=1, input_context=context
+                    )
+                )
+            )
         everything = [uid for part in parts for uid in part]
         assert len(everything) == len(set(everything)) == 11
         assert sorted(everything) == [(i, 0) for i in range(11)]
         assert all(len(part) >= 2 for part in parts)
     alternate = make_bundle_dataset(list_file, tiny_schema, 1, training=False, num_workers=3, worker_index=1)
     context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=1)
-    assert _uids(alternate) == _uids(make_bundle_dataset(list_file, tiny_schema, 1, training=False,
-                                                         input_context=context))
+    assert _uids(alternate) == _uids(
+        make_bundle_dataset(list_file, tiny_schema, 1, training=False, input_context=context)
+    )
 
 
 def test_eval_is_deterministic_and_training_shuffles(tmp_path, tiny_schema):

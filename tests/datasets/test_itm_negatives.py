@@ -11,8 +11,11 @@ from kaleido_tf.datasets.itm_negatives import swap_texts
 def _batch(size=6, with_ids=False):
     ids = np.arange(size * 4, dtype=np.int64).reshape(size, 4) + 10  # row i: text i
     batch = {
-        "input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids),
-        "masked_lm_ids": ids[:, :2] + 1000, "masked_lm_positions": np.tile([[1, 2]], (size, 1)),
+        "input_ids": ids,
+        "input_mask": np.ones_like(ids),
+        "segment_ids": np.zeros_like(ids),
+        "masked_lm_ids": ids[:, :2] + 1000,
+        "masked_lm_positions": np.tile([[1, 2]], (size, 1)),
         "masked_lm_weights": np.ones((size, 2), np.float32),
         "img_feature_convert_rotation": np.arange(size, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32),
         "nx_sent_labels": np.ones((size, 1), np.int64),
@@ -32,8 +35,9 @@ def test_every_text_moves_at_rate_one_and_images_stay():
     assert 1 <= shift <= 5
     np.testing.assert_array_equal(text_rows, (np.arange(6) + shift) % 6)  # one roll for the whole batch
     np.testing.assert_array_equal(out["masked_lm_ids"].numpy(), batch["masked_lm_ids"].numpy()[text_rows])
-    np.testing.assert_array_equal(out["img_feature_convert_rotation"].numpy(),
-                                  batch["img_feature_convert_rotation"].numpy())
+    np.testing.assert_array_equal(
+        out["img_feature_convert_rotation"].numpy(), batch["img_feature_convert_rotation"].numpy()
+    )
     assert out["nx_sent_labels"].numpy().ravel().tolist() == [0] * 6
 
 

@@ -10,15 +10,19 @@ from kaleido_tf.datasets.synthetic import write_bundle
 from .conftest import collect, example_rows
 
 
-@pytest.mark.parametrize("preset, base64_fields", [
-    ("pretrain", ("img_feature_convert_rotation",)),
-    ("finetune", ()),
-    ("retrieval", ("img_feature_convert_jigsaw",)),
-])
+@pytest.mark.parametrize(
+    "preset, base64_fields",
+    [
+        ("pretrain", ("img_feature_convert_rotation",)),
+        ("finetune", ()),
+        ("retrieval", ("img_feature_convert_jigsaw",)),
+    ],
+)
 def test_full_size_round_trip(tmp_path, preset, base64_fields):
     schema = get_schema(preset)
-    list_file, examples = write_bundle(str(tmp_path / "bundle"), schema, 3, num_files=2, seed=7,
-                                       base64_fields=base64_fields)
+    list_file, examples = write_bundle(
+        str(tmp_path / "bundle"), schema, 3, num_files=2, seed=7, base64_fields=base64_fields
+    )
     out = tmp_path / "shards"
     counts = convert_bundles(list_file, preset, out, num_shards=2, num_workers=1, progress=False)
     assert counts["written"] == 3

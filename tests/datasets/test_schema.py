@@ -2,8 +2,7 @@
 
 import pytest
 
-from kaleido_tf.datasets import (KNOWN_FIELD_LENGTHS, SCHEMA_PRESETS, FieldSpec, Schema, get_schema,
-                                 known_field_lengths)
+from kaleido_tf.datasets import KNOWN_FIELD_LENGTHS, SCHEMA_PRESETS, FieldSpec, Schema, get_schema, known_field_lengths
 
 # The --input_schema strings of the original run scripts (pretraining, category finetuning, retrieval).
 ORIGINAL_PRETRAIN = (
@@ -14,18 +13,24 @@ ORIGINAL_PRETRAIN = (
     "img_loc_position_jigsaw:int:20,img_loc_position_camouflage:int:35,img_loc_position_grey_mask:int:80,"
     "img_loc_position_blank_mask:int:125,img_subtasks_flag:int:1,img_grey_lm_ids:int:2,img_blank_lm_ids:int:3,"
     "img_rotate_gt:int:1,img_jigsaw_gt:int:1,img_camouflage_gt:int:1,img_grey_mask_gt:float:4096,"
-    "nx_sent_labels:int:1")
+    "nx_sent_labels:int:1"
+)
 _IMAGE = (
     "img_feature_convert_rotation:float:2048,img_feature_convert_jigsaw:float:8192,"
     "img_feature_convert_camouflage:float:18432,img_feature_convert_grey_mask:float:32768,"
     "img_feature_convert_blank_mask:float:51200,image_mask:int:55,img_loc_position_rotation:int:5,"
     "img_loc_position_jigsaw:int:20,img_loc_position_camouflage:int:35,img_loc_position_grey_mask:int:80,"
-    "img_loc_position_blank_mask:int:125")
-ORIGINAL_FINETUNE = ("text_prod_id:str:1,input_ids:int:64,input_mask:int:64,segment_ids:int:64,prod_desc:str:1,"
-                     "image_prod_id:str:1,prod_img_id:str:1," + _IMAGE + ",img_category:str:1,img_category_id:int:1,"
-                     "img_subcategory:str:1,img_subcategory_id:int:1")
-ORIGINAL_RETRIEVAL = ("text_prod_id:str:1,input_ids:int:64,input_mask:int:64,segment_ids:int:64,prod_desc:str:1,"
-                      "nx_sent_labels:int:1,image_prod_id:str:1,prod_img_id:str:1," + _IMAGE)
+    "img_loc_position_blank_mask:int:125"
+)
+ORIGINAL_FINETUNE = (
+    "text_prod_id:str:1,input_ids:int:64,input_mask:int:64,segment_ids:int:64,prod_desc:str:1,"
+    "image_prod_id:str:1,prod_img_id:str:1," + _IMAGE + ",img_category:str:1,img_category_id:int:1,"
+    "img_subcategory:str:1,img_subcategory_id:int:1"
+)
+ORIGINAL_RETRIEVAL = (
+    "text_prod_id:str:1,input_ids:int:64,input_mask:int:64,segment_ids:int:64,prod_desc:str:1,"
+    "nx_sent_labels:int:1,image_prod_id:str:1,prod_img_id:str:1," + _IMAGE
+)
 
 
 def test_parse_keeps_order_types_and_lengths():
@@ -42,19 +47,22 @@ def test_base64_type_is_read_as_float():
     assert Schema.parse("f:base64:8")["f"] == FieldSpec("f", "float", 8)
 
 
-@pytest.mark.parametrize("text, pattern", [
-    ("", "empty"),
-    ("   ", "empty"),
-    ("a:int:3,", "item 2 is empty"),
-    ("a:int", "expected name:type:length"),
-    ("a:double:3", "unknown type 'double' for field 'a'"),
-    ("a:int:x", "length 'x' of field 'a' is not a positive integer"),
-    ("a:int:0", "length '0' of field 'a' is not a positive integer"),
-    ("a:int:-2", "length '-2' of field 'a'"),
-    ("a:int:2,a:float:3", "duplicate field name 'a'"),
-    ("a:str:2", "str field holds one string"),
-    ("a b:int:2", "not a valid name"),
-])
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("a:int:3,", "item 2 is empty"),
+        ("a:int", "expected name:type:length"),
+        ("a:double:3", "unknown type 'double' for field 'a'"),
+        ("a:int:x", "length 'x' of field 'a' is not a positive integer"),
+        ("a:int:0", "length '0' of field 'a' is not a positive integer"),
+        ("a:int:-2", "length '-2' of field 'a'"),
+        ("a:int:2,a:float:3", "duplicate field name 'a'"),
+        ("a:str:2", "str field holds one string"),
+        ("a b:int:2", "not a valid name"),
+    ],
+)
 def test_parse_errors_name_the_problem(text, pattern):
     with pytest.raises(ValueError, match=pattern):
         Schema.parse(text)
@@ -72,8 +80,11 @@ def test_field_spec_validation():
 
 
 def test_presets_follow_the_original_scripts_with_camouflage_45():
-    for preset, original in (("pretrain", ORIGINAL_PRETRAIN), ("finetune", ORIGINAL_FINETUNE),
-                             ("retrieval", ORIGINAL_RETRIEVAL)):
+    for preset, original in (
+        ("pretrain", ORIGINAL_PRETRAIN),
+        ("finetune", ORIGINAL_FINETUNE),
+        ("retrieval", ORIGINAL_RETRIEVAL),
+    ):
         fixed = Schema.parse(original.replace("camouflage:int:35", "camouflage:int:45"))
         assert SCHEMA_PRESETS[preset] == fixed, preset
         assert get_schema(preset) is SCHEMA_PRESETS[preset]

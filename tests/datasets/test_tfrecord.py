@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kaleido_tf.datasets import (DataError, DataFileNotFoundError, Schema, TFRecordShardWriter, convert_bundles,
-                                 make_bundle_dataset, make_tfrecord_dataset, read_schema_json, shard_filename,
-                                 write_schema_json)
+from kaleido_tf.datasets import (
+    DataError,
+    DataFileNotFoundError,
+    Schema,
+    TFRecordShardWriter,
+    convert_bundles,
+    make_bundle_dataset,
+    make_tfrecord_dataset,
+    read_schema_json,
+    shard_filename,
+    write_schema_json,
+)
 from kaleido_tf.datasets.synthetic import random_example
 
 from .conftest import collect, example_rows, make_bundle
@@ -24,8 +33,7 @@ def _write_shards(directory, schema, examples, num_shards=2, feature_dtype="floa
             for example in examples[shard::num_shards]:
                 writer.write(example)
         assert writer.num_written == len(examples[shard::num_shards])
-    write_schema_json(directory, schema, feature_dtype, compression, num_examples=len(examples),
-                      num_shards=num_shards)
+    write_schema_json(directory, schema, feature_dtype, compression, num_examples=len(examples), num_shards=num_shards)
     return directory
 
 
@@ -71,8 +79,15 @@ def test_schema_json_round_trip_and_encodings(tmp_path, tiny_schema):
     document = json.loads((tmp_path / "schema.json").read_text())
     assert document["compression"] == "GZIP" and document["counts"] == {"num_examples": 5, "lines_read": 6}
     encodings = {f["name"]: f["encoding"] for f in document["fields"]}
-    assert encodings == {"uid": "int64_list", "ids": "int64_list", "weights": "float_list", "name": "bytes_list",
-                         "feat": "raw_float16", "img_loc_position_x": "float_list", "label": "int64_list"}
+    assert encodings == {
+        "uid": "int64_list",
+        "ids": "int64_list",
+        "weights": "float_list",
+        "name": "bytes_list",
+        "feat": "raw_float16",
+        "img_loc_position_x": "float_list",
+        "label": "int64_list",
+    }
     meta = read_schema_json(tmp_path)
     assert meta.schema == tiny_schema and meta.feature_dtype == "float16" and meta.compression == "GZIP"
     assert meta.counts["num_examples"] == 5 and meta.encoding("feat") == "raw_float16"
@@ -132,8 +147,16 @@ def test_writer_accepts_lists_strings_and_float32_range(tmp_path):
 def _converted(tmp_path, schema, num_lines=10, num_files=2, num_shards=2, compression=None):
     list_file, examples = make_bundle(tmp_path / "bundle", schema, num_lines, num_files=num_files)
     out = tmp_path / "shards"
-    convert_bundles(list_file, schema, out, num_shards=num_shards, compression=compression, num_workers=1,
-                    progress=False, expected_lengths=None)
+    convert_bundles(
+        list_file,
+        schema,
+        out,
+        num_shards=num_shards,
+        compression=compression,
+        num_workers=1,
+        progress=False,
+        expected_lengths=None,
+    )
     return list_file, examples, out
 
 
@@ -192,9 +215,18 @@ def test_schema_argument_fields_and_files_without_schema_json(tmp_path, tiny_sch
 def test_sharding_determinism_and_training_batches(tmp_path, tiny_schema):
     _, _, out = _converted(tmp_path, tiny_schema, num_lines=13, num_shards=4)
     for workers in (2, 5):  # by file, then by record
-        parts = [collect(make_tfrecord_dataset(str(out), 1, training=True, num_epochs=1, input_context=
-                         tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=i)))["uid"]
-                 for i in range(workers)]
+        parts = [
+            collect(
+                make_tfrecord_dataset(
+                    str(out),
+                    1,
+                    training=True,
+                    num_epochs=1,
+                    input_context=tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=i),
+                )
+            )["uid"]
+            for i in range(workers)
+        ]
         uids = sorted(tuple(u) for part in parts for u in part.tolist())
         assert uids == [(i, 0) for i in range(13)], workers
     first = collect(make_tfrecord_dataset(str(out), 3, training=False))["uid"][:, 0].tolist()

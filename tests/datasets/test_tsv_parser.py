@@ -19,7 +19,7 @@ def test_parses_values_and_types():
     assert out["ids"].dtype == np.int64
     np.testing.assert_array_equal(out["w"], np.array([0.5, -1e-3], np.float32))
     assert out["w"].dtype == np.float32
-    assert out["name"].tolist() == ["red dress, size M".encode()]
+    assert out["name"].tolist() == [b"red dress, size M"]
     np.testing.assert_array_equal(out["label"], [7])
 
 
@@ -30,8 +30,9 @@ def test_spaces_around_numbers_are_accepted():
     np.testing.assert_array_equal(out["label"], [4])
 
 
-@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode,
-                                    lambda raw: base64.b64encode(raw).rstrip(b"=")])
+@pytest.mark.parametrize(
+    "encode", [base64.b64encode, base64.urlsafe_b64encode, lambda raw: base64.b64encode(raw).rstrip(b"=")]
+)
 def test_base64_float_fields(encode):
     values = np.array([1.5, -2.25e-7, 3.0e5], dtype="<f4")
     spec = Schema.parse("f:float:3")["f"]
@@ -60,18 +61,26 @@ def test_wrong_list_length_names_field_expected_and_found():
     assert "field w" in _error("1,2,3\t0.5,1,2\tname\t1")
 
 
-@pytest.mark.parametrize("ids, w, label, pattern", [
-    ("1,x,3", "0.5,1", "1", r"field ids: value 2 of 3 \(x\) is not an integer"),
-    ("1,2,3.5", "0.5,1", "1", r"field ids: value 3 of 3 \(3.5\) is not an integer"),
-    ("1,2,3", "0.5,abc", "1", r"field w: value 2 of 2 \(abc\) is not a number"),
-    ("1,,3", "0.5,1", "1", r"field ids: value 2 of 3 is empty"),
-    ("1, ,3", "0.5,1", "1", r"field ids: value 2 of 3 is empty"),
-    ("1,2,3", "0.5,1", "", r"field label: value 1 of 1 is empty"),
-    ("1,2,3", "0.5,1", "2e3", r"field label: value 1 of 1 \(2e3\) is not an integer"),
-    ("1,2,99999999999999999999", "0.5,1", "1", r"field ids: value 3 of 3 \(99999999999999999999\) does not "
-                                               r"fit in int64"),
-    ("1,2,3", "0.5,1,", "1", r"field w: wrong list length: expected 2 values, found 3"),
-])
+@pytest.mark.parametrize(
+    "ids, w, label, pattern",
+    [
+        ("1,x,3", "0.5,1", "1", r"field ids: value 2 of 3 \(x\) is not an integer"),
+        ("1,2,3.5", "0.5,1", "1", r"field ids: value 3 of 3 \(3.5\) is not an integer"),
+        ("1,2,3", "0.5,abc", "1", r"field w: value 2 of 2 \(abc\) is not a number"),
+        ("1,,3", "0.5,1", "1", r"field ids: value 2 of 3 is empty"),
+        ("1, ,3", "0.5,1", "1", r"field ids: value 2 of 3 is empty"),
+        ("1,2,3", "0.5,1", "", r"field label: value 1 of 1 is empty"),
+        ("1,2,3", "0.5,1", "2e3", r"field label: value 1 of 1 \(2e3\) is not an integer"),
+        (
+            "1,2,99999999999999999999",
+            "0.5,1",
+            "1",
+            r"field ids: value 3 of 3 \(99999999999999999999\) does not "
+            r"fit in int64",
+        ),
+        ("1,2,3", "0.5,1,", "1", r"field w: wrong list length: expected 2 values, found 3"),
+    ],
+)
 def test_bad_values(ids, w, label, pattern):
     message = _error(f"{ids}\t{w}\tname\t{label}")
     assert message.startswith("data/part_1.tsv:17: ")
@@ -94,14 +103,19 @@ def test_nan_in_base64_features():
 def test_base64_of_wrong_size():
     raw = np.zeros(2, dtype="<f4").tobytes()
     schema = Schema.parse("f:float:3")
-    with pytest.raises(DataError, match=r"field f: expected 3 comma-separated numbers or base64 of 3 float32 "
-                                        r"values.*not base64 of 12 bytes"):
+    with pytest.raises(
+        DataError,
+        match=r"field f: expected 3 comma-separated numbers or base64 of 3 float32 "
+        r"values.*not base64 of 12 bytes",
+    ):
         parse_tsv_line(base64.b64encode(raw), schema, "x.tsv:2")
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, width=32), min_size=1, max_size=20),
-       st.sampled_from(["{:.9g}", "{!r}", "{:.3f}", " {:.5e} "]))
+@given(
+    st.lists(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, width=32), min_size=1, max_size=20),
+    st.sampled_from(["{:.9g}", "{!r}", "{:.3f}", " {:.5e} "]),
+)
 def test_fast_and_exact_paths_agree(values, template):
     text = ",".join(template.format(v) for v in values).encode()
     spec = Schema.parse(f"f:float:{len(values)}")["f"]

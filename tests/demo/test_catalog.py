@@ -77,6 +77,7 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(catalog, tmp_pat
     for name in os.listdir(first / "images"):
         assert (first / "images" / name).read_bytes() == (again / "images" / name).read_bytes(), name
     assert (first / "catalog.jsonl").read_bytes() != (other / "catalog.jsonl").read_bytes()
+
     def pixels(directory, name):
         return np.asarray(Image.open(directory / "images" / name))
 

@@ -9,25 +9,45 @@ from kaleido_tf.model_zoo import registry
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 from tests.core.tf1_reference import random_features
 
-TINY = dict(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            max_position_embeddings=16, type_vocab_size=2, patch_feature_size=8, patch_type_vocab_size=6,
-            text_seq_len=8, img_camouflage_label_num=9, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+TINY = dict(
+    vocab_size=40,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    max_position_embeddings=16,
+    type_vocab_size=2,
+    patch_feature_size=8,
+    patch_type_vocab_size=6,
+    text_seq_len=8,
+    img_camouflage_label_num=9,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
 
 
 def _batch():
     ids = tf.constant([[2, 7, 3, 0], [2, 9, 3, 0], [2, 7, 8, 3], [2, 5, 3, 0]], tf.int64)  # token 7: rows 0, 2
     image = tf.constant([[0.9] + [0.0] * 7, [0.1] + [0.0] * 7, [0.2] + [0.0] * 7, [0.8] + [0.0] * 7])
-    return {"input_ids": ids, "input_mask": tf.ones_like(ids), "segment_ids": tf.zeros_like(ids),
-            diag.IMAGE_KEY: image, "image_prod_id": tf.constant([[b"a"], [b"b"], [b"a"], [b"c"]])}
+    return {
+        "input_ids": ids,
+        "input_mask": tf.ones_like(ids),
+        "segment_ids": tf.zeros_like(ids),
+        diag.IMAGE_KEY: image,
+        "image_prod_id": tf.constant([[b"a"], [b"b"], [b"a"], [b"c"]]),
+    }
 
 
-@pytest.mark.parametrize("control,expected", [
-    # swap rows 1 and 3 with shift 1: row 1 reads row 2's text [2, 7, 8, 3], row 3 reads row 0's [2, 7, 3, 0]
-    ("image", [1, 0, 0, 1]),  # image feature 0 > 0.5
-    ("text", [1, 1, 1, 1]),  # token 7 in the (swapped) text
-    ("xor", [0, 1, 1, 0]),
-    ("match", [1, 0, 1, 0]),  # rows 1 (b vs a) and 3 (c vs a) are mismatched
-])
+@pytest.mark.parametrize(
+    "control,expected",
+    [
+        # swap rows 1 and 3 with shift 1: row 1 reads row 2's text [2, 7, 8, 3], row 3 reads row 0's [2, 7, 3, 0]
+        ("image", [1, 0, 0, 1]),  # image feature 0 > 0.5
+        ("text", [1, 1, 1, 1]),  # token 7 in the (swapped) text
+        ("xor", [0, 1, 1, 0]),
+        ("match", [1, 0, 1, 0]),  # rows 1 (b vs a) and 3 (c vs a) are mismatched
+    ],
+)
 def test_relabel_by_hand(control, expected):
     swap = tf.constant([False, True, False, True])
     out = diag.relabel(_batch(), control, swap, 1, text_token=7, image_threshold=0.5)
@@ -71,8 +91,9 @@ def test_xor_of_an_image_bit_and_a_text_bit_is_learned():
     tf.keras.utils.set_random_seed(0)
     config = KaleidoBERTConfig(**TINY)
     model = registry.build_model(config)
-    history = diag.train_control(model, _batches(config, 32, 0), "xor", steps=300, learning_rate=2e-3,
-                                 log_steps=25, log=lambda _: None)
+    history = diag.train_control(
+        model, _batches(config, 32, 0), "xor", steps=300, learning_rate=2e-3, log_steps=25, log=lambda _: None
+    )
     assert history[0][2] < 0.7  # chance at the start
     assert history[-1][2] > 0.95, history
 
@@ -85,8 +106,13 @@ def test_standardizer_gives_zero_mean_unit_variance_per_feature_dimension(tmp_pa
     schema = Schema.parse(",".join(f"img_feature_convert_{name}:float:{n * size}" for name, n in levels))
     rng = np.random.default_rng(0)
     scale = np.array([1.0, 10.0, 0.1], np.float32)  # per feature dimension
-    examples = [{f"img_feature_convert_{name}": (rng.normal(5.0, 1.0, (n, size)) * scale).astype(np.float32).ravel()
-                 for name, n in levels} for _ in range(40)]
+    examples = [
+        {
+            f"img_feature_convert_{name}": (rng.normal(5.0, 1.0, (n, size)) * scale).astype(np.float32).ravel()
+            for name, n in levels
+        }
+        for _ in range(40)
+    ]
     with TFRecordShardWriter(tmp_path / shard_filename(0, 1), schema, feature_dtype="float32") as writer:
         for example in examples:
             writer.write(example)

@@ -24,9 +24,11 @@ def test_crops_carry_their_products_labels(catalog):
     train = [r for r in records if r["split"] == "train"]
     assert crops.shape == (55 * sum(len(r["images"]) for r in train), 16, 16, 3) and crops.dtype == np.uint8
     assert labels.shape == (len(crops), 3)
-    assert classes == {"subcategory": len({r["subcategory"] for r in records}),
-                       "colour": len({r["attributes"]["colour"] for r in records}),
-                       "pattern": len({r["attributes"]["pattern"] for r in records})}
+    assert classes == {
+        "subcategory": len({r["subcategory"] for r in records}),
+        "colour": len({r["attributes"]["colour"] for r in records}),
+        "pattern": len({r["attributes"]["pattern"] for r in records}),
+    }
     subcategories = sorted({r["subcategory"] for r in records})
     first = train[0]
     assert (labels[:55, 0] == subcategories.index(first["subcategory"])).all()
@@ -35,8 +37,10 @@ def test_crops_carry_their_products_labels(catalog):
 
 def test_crops_name_the_catalog_line_of_a_record_without_labels(tmp_path):
     path = tmp_path / "catalog.jsonl"
-    path.write_text(json.dumps({"product_id": "a", "images": [], "text": "x", "subcategory": "s",
-                                "attributes": {"colour": "red"}}) + "\n")
+    path.write_text(
+        json.dumps({"product_id": "a", "images": [], "text": "x", "subcategory": "s", "attributes": {"colour": "red"}})
+        + "\n"
+    )
     with pytest.raises(ValueError, match=r"catalog.jsonl:1: .*pattern"):
         catalog_crops(str(path), 16)
 

@@ -65,8 +65,15 @@ def test_two_workers_end_identical(single_device, tmp_path):
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        procs.append(_run(tmp_path / f"w{index}.npz", "--model_dir", str(tmp_path / "model_dir"),
-                          env={"TF_CONFIG": tf_config}, wait=False))
+        procs.append(
+            _run(
+                tmp_path / f"w{index}.npz",
+                "--model_dir",
+                str(tmp_path / "model_dir"),
+                env={"TF_CONFIG": tf_config},
+                wait=False,
+            )
+        )
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     for p, output in zip(procs, outputs):
         assert p.returncode == 0, output[-3000:]

@@ -17,19 +17,27 @@ BATCH = 3
 
 def _data(nan_from=None):
     golden = np.load(os.path.join(GOLDEN, "tiny", "golden.npz"))
-    feats = {k[len("input/"):]: golden[k] for k in golden.files if k.startswith("input/")}
+    feats = {k[len("input/") :]: golden[k] for k in golden.files if k.startswith("input/")}
     data = {k: np.concatenate([v, v[::-1], np.roll(v, 1, axis=0), v[[1, 0, 2]]]) for k, v in feats.items()}
     if nan_from is not None:
         data["img_feature_convert_rotation"] = data["img_feature_convert_rotation"].copy()
-        data["img_feature_convert_rotation"][nan_from * BATCH:] = np.nan
+        data["img_feature_convert_rotation"][nan_from * BATCH :] = np.nan
     return data
 
 
 def _trainer(model_dir, steps=6, dropout=0.1, **kwargs):
     config = KaleidoBERTConfig.from_json_file(os.path.join(GOLDEN, "tiny", "config.json")).replace(
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    trainer = Trainer(PretrainTask(config), str(model_dir), learning_rate=1e-3, train_steps=steps, progress=False,
-                      log_steps=1, **kwargs)
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout
+    )
+    trainer = Trainer(
+        PretrainTask(config),
+        str(model_dir),
+        learning_rate=1e-3,
+        train_steps=steps,
+        progress=False,
+        log_steps=1,
+        **kwargs,
+    )
     trainer.initialize()
     return trainer
 
@@ -39,6 +47,7 @@ def _dataset_fn(data):
         # Seeded shuffling: the same order in every run, so a resumed run sees the same batches.
         ds = tf.data.Dataset.from_tensor_slices(data).shuffle(12, seed=5, reshuffle_each_iteration=True).repeat()
         return ds.batch(BATCH)
+
     return make
 
 
@@ -76,7 +85,9 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
     trainer = _trainer(tmp_path / "nan", steps=8, dropout=0.0, save_steps=2)
     # Batches 0 and 1 are clean, batch 2 (step 3) carries NaN features.
-    with pytest.raises(TrainingDivergedError, match=r"became nan at step 3; stopped\. The last good checkpoint is .*ckpt-2"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"became nan at step 3; stopped\. The last good checkpoint is .*ckpt-2"
+    ):
         trainer.train(_dataset_fn_ordered(_data(nan_from=2)), BATCH)
     checkpoints = sorted(f for f in os.listdir(tmp_path / "nan") if f.startswith("ckpt-") and f.endswith(".index"))
     assert checkpoints == ["ckpt-2.index"]
@@ -91,8 +102,11 @@ def _dataset_fn_ordered(data):
 
 def test_evaluation_writes_metrics(tmp_path):
     trainer = _trainer(tmp_path / "eval", steps=2, dropout=0.0)
-    logs = trainer.train(_dataset_fn_ordered(_data()), BATCH,
-                         eval_dataset_fn=lambda c: tf.data.Dataset.from_tensor_slices(_data()).batch(4))
+    logs = trainer.train(
+        _dataset_fn_ordered(_data()),
+        BATCH,
+        eval_dataset_fn=lambda c: tf.data.Dataset.from_tensor_slices(_data()).batch(4),
+    )
     assert 0.0 <= logs["eval/itm_accuracy"] <= 1.0 and logs["eval/total"] > 0
     assert os.path.isfile(tmp_path / "eval" / "eval_results.json")
     assert os.listdir(tmp_path / "eval" / "eval")  # TensorBoard events

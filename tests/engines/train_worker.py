@@ -31,16 +31,24 @@ def main():
     from tests.conftest import GOLDEN
 
     golden = np.load(os.path.join(GOLDEN, "tiny", "golden.npz"))
-    feats = {k[len("input/"):]: golden[k] for k in golden.files if k.startswith("input/")}
+    feats = {k[len("input/") :]: golden[k] for k in golden.files if k.startswith("input/")}
     # 12 examples: the golden batch four times, reversed and rolled so that the replicas see different data.
     data = {k: np.concatenate([v, v[::-1], np.roll(v, 1, axis=0), v]) for k, v in feats.items()}
     global_batch = 12
     config = KaleidoBERTConfig.from_json_file(os.path.join(GOLDEN, "tiny", "config.json"))
     model_dir = args.model_dir or os.path.join(os.path.dirname(args.out), "model_dir")
-    trainer = Trainer(PretrainTask(config), model_dir, strategy, learning_rate=1e-3, train_steps=args.steps,
-                      progress=False, log_steps=1)
-    trainer.initialize(lambda m: load_checkpoint_into_model(m, os.path.join(GOLDEN, "tiny", "model.ckpt-0"),
-                                                            log=False) and "golden")
+    trainer = Trainer(
+        PretrainTask(config),
+        model_dir,
+        strategy,
+        learning_rate=1e-3,
+        train_steps=args.steps,
+        progress=False,
+        log_steps=1,
+    )
+    trainer.initialize(
+        lambda m: load_checkpoint_into_model(m, os.path.join(GOLDEN, "tiny", "model.ckpt-0"), log=False) and "golden"
+    )
     replicas = strategy.num_replicas_in_sync
 
     def dataset_fn(context):
@@ -49,7 +57,7 @@ def main():
         per_pipeline = global_batch // context.num_input_pipelines
         start = context.input_pipeline_id * per_pipeline
         ds = tf.data.Dataset.from_tensor_slices(data).repeat().batch(global_batch)
-        ds = ds.map(lambda b: {k: v[start:start + per_pipeline] for k, v in b.items()}).unbatch()
+        ds = ds.map(lambda b: {k: v[start : start + per_pipeline] for k, v in b.items()}).unbatch()
         return ds.batch(context.get_per_replica_batch_size(global_batch))
 
     losses = []
@@ -57,7 +65,9 @@ def main():
         logs = trainer.train(dataset_fn, global_batch // replicas, stop_at_step=trainer.global_step + 1)
         losses.append(logs["total"])
     weights = {v.path: v.numpy() for v in trainer.model.weights}
-    np.savez(args.out, losses=np.array(losses), replicas=replicas, **{k.replace("/", "__"): v for k, v in weights.items()})
+    np.savez(
+        args.out, losses=np.array(losses), replicas=replicas, **{k.replace("/", "__"): v for k, v in weights.items()}
+    )
     return 0
 
 

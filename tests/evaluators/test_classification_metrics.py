@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from kaleido_tf.evaluators.classification import (accuracy, classification_report, confusion_counts,
-                                                  macro_f1)
+from kaleido_tf.evaluators.classification import accuracy, classification_report, confusion_counts, macro_f1
 
 # 8 examples, classes 0..2 (and class 3 named but never seen).
 LABELS = [0, 0, 0, 1, 1, 2, 2, 2]
@@ -17,9 +16,7 @@ F1 = {0: 2 / 3, 1: 1 / 2, 2: 2 / 3}
 
 def test_accuracy_and_confusion():
     assert accuracy(LABELS, PREDS) == pytest.approx(5 / 8)
-    expected = np.array([[2, 1, 0],
-                         [0, 1, 1],
-                         [1, 0, 2]])
+    expected = np.array([[2, 1, 0], [0, 1, 1], [1, 0, 2]])
     np.testing.assert_array_equal(confusion_counts(LABELS, PREDS), expected)
     padded = confusion_counts(LABELS, PREDS, num_classes=4)
     assert padded.shape == (4, 4) and padded[3].sum() == 0 and padded[:3, :3].tolist() == expected.tolist()
@@ -65,15 +62,18 @@ def test_report_without_names_uses_present_classes():
     assert report["macro_f1"] == pytest.approx((2 / 3 + 0 + 1) / 3)
 
 
-@pytest.mark.parametrize("labels, preds, kwargs, message", [
-    ([0, 1], [0], {}, "differ in length"),
-    ([], [], {}, "empty"),
-    ([0, -1], [0, 0], {}, "non-negative"),
-    ([0.5, 1], [0, 1], {}, "integer class ids"),
-    (["a", "b"], [0, 1], {}, "integer class ids"),
-    ([0, 4], [0, 1], {"class_names": ["a", "b", "c"]}, "labels hold class id 4"),
-    ([0, 1], [0, 1], {"class_names": ["a", "a"]}, "duplicates"),
-])
+@pytest.mark.parametrize(
+    "labels, preds, kwargs, message",
+    [
+        ([0, 1], [0], {}, "differ in length"),
+        ([], [], {}, "empty"),
+        ([0, -1], [0, 0], {}, "non-negative"),
+        ([0.5, 1], [0, 1], {}, "integer class ids"),
+        (["a", "b"], [0, 1], {}, "integer class ids"),
+        ([0, 4], [0, 1], {"class_names": ["a", "b", "c"]}, "labels hold class id 4"),
+        ([0, 1], [0, 1], {"class_names": ["a", "a"]}, "duplicates"),
+    ],
+)
 def test_bad_input(labels, preds, kwargs, message):
     with pytest.raises(ValueError, match=message):
         classification_report(labels, preds, **kwargs)

@@ -45,9 +45,12 @@ def numpy_counts(outputs, features):
     weights = features["masked_lm_weights"].reshape(-1)
     mlm_hits = np.argmax(outputs["mlm_logits"], axis=-1) == features["masked_lm_ids"].reshape(-1)
     out = {"mlm": (float((mlm_hits * weights).sum()), float(weights.sum()))}
-    pairs = {"itm": ("nsp_logits", features["nx_sent_labels"]), "rotation": ("rotation_logits", rotation),
-             "jigsaw": ("jigsaw_logits", features["img_jigsaw_gt"]),
-             "camouflage": ("camouflage_logits", features["img_camouflage_gt"])}
+    pairs = {
+        "itm": ("nsp_logits", features["nx_sent_labels"]),
+        "rotation": ("rotation_logits", rotation),
+        "jigsaw": ("jigsaw_logits", features["img_jigsaw_gt"]),
+        "camouflage": ("camouflage_logits", features["img_camouflage_gt"]),
+    }
     for task, (name, labels) in pairs.items():
         hits = np.argmax(outputs[name], axis=-1) == labels.reshape(-1)
         out[task] = (float(hits.sum()), float(hits.size))
@@ -150,8 +153,14 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 def test_mirrored_strategy_sums_replicas(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, REPO_ROOT, os.path.dirname(__file__)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, REPO_ROOT, os.path.dirname(__file__)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2

@@ -18,8 +18,15 @@ SEP = "\001"
 # first (0.7 pos, 0.2 neg, 0.1 neg). Keyed by text instead (txt2img) every pair is its own query.
 LINES = [
     SEP.join(["['t1', 't2']", "['i1', 'i1']", "['p1', 'p1']", "[[0], [1]]", "[0.0, 0.9, 0.0, 0.4]"]),
-    SEP.join(["[b't3', b't4', b't5']", "[b'i2', b'i2', b'i2']", "[b'p2', b'p2', b'p2']", "[1, 0, 0]",
-              "[0.0, 0.7, 0.5, 0.2, 0.5, 0.1]"]),
+    SEP.join(
+        [
+            "[b't3', b't4', b't5']",
+            "[b'i2', b'i2', b'i2']",
+            "[b'p2', b'p2', b'p2']",
+            "[1, 0, 0]",
+            "[0.0, 0.7, 0.5, 0.2, 0.5, 0.1]",
+        ]
+    ),
 ]
 
 
@@ -31,8 +38,7 @@ def results_file(tmp_path):
 
 
 def test_json_output(results_file, capsys):
-    status = retrieval_cli.main(["--results", str(results_file), "--type", "img2txt", "--json",
-                                 "--no-progress"])
+    status = retrieval_cli.main(["--results", str(results_file), "--type", "img2txt", "--json", "--no-progress"])
     out, err = capsys.readouterr()
     assert status == 0, err
     metrics = json.loads(out)
@@ -53,8 +59,7 @@ def test_text_output_and_txt2img(results_file, capsys):
     assert out[0] == "Queries: 5  Pairs: 5"
     # Each text query has a single candidate: its positive is found iff it exists (t2, t3).
     assert f"Rank@1: {2 / (5 + EPS):.6f}" in out
-    assert [line.split(":")[0] for line in out[1:]] == ["Accuracy", "Rank@1", "Rank@5", "Rank@10",
-                                                          "Rank@100", "AUC"]
+    assert [line.split(":")[0] for line in out[1:]] == ["Accuracy", "Rank@1", "Rank@5", "Rank@10", "Rank@100", "AUC"]
 
 
 def test_undefined_auc_is_json_null(tmp_path, capsys):
@@ -64,10 +69,13 @@ def test_undefined_auc_is_json_null(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["auc"] is None
 
 
-@pytest.mark.parametrize("argv_tail, message", [
-    (["--type", "sideways"], "invalid choice: 'sideways'"),
-    (["--type", "txt2img", "--frobnicate"], "unrecognized arguments: --frobnicate"),
-])
+@pytest.mark.parametrize(
+    "argv_tail, message",
+    [
+        (["--type", "sideways"], "invalid choice: 'sideways'"),
+        (["--type", "txt2img", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
 def test_bad_flags_exit_2(results_file, capsys, argv_tail, message):
     assert retrieval_cli.main(["--results", str(results_file)] + argv_tail) == 2
     err = capsys.readouterr().err
@@ -90,8 +98,9 @@ def test_malformed_file_exits_2(tmp_path, capsys):
 
 
 def test_run_reads_sys_argv(results_file, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["kaleido-eval-retrieval", "--results", str(results_file),
-                                      "--type", "img2txt", "--json"])
+    monkeypatch.setattr(
+        sys, "argv", ["kaleido-eval-retrieval", "--results", str(results_file), "--type", "img2txt", "--json"]
+    )
     with pytest.raises(SystemExit) as info:
         retrieval_cli.run()
     assert info.value.code == 0
@@ -101,13 +110,24 @@ def test_run_reads_sys_argv(results_file, monkeypatch, capsys):
 def test_console_entry_in_a_subprocess(results_file, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     code = "from kaleido_tf.evaluators.retrieval_cli import run; run()"
-    ok = subprocess.run([sys.executable, "-c", code, "--results", str(results_file), "--type", "img2txt",
-                         "--json"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-c", code, "--results", str(results_file), "--type", "img2txt", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["queries"] == 2
-    bad = subprocess.run([sys.executable, "-c", code, "--results", str(tmp_path / "missing.txt"),
-                          "--type", "img2txt"], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "--results", str(tmp_path / "missing.txt"), "--type", "img2txt"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert "kaleido-eval-retrieval: error: cannot read" in bad.stderr
     assert "Traceback" not in bad.stderr

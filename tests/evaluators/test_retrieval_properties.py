@@ -7,11 +7,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kaleido_tf.evaluators.retrieval import (RetrievalResults, RetrievalResultWriter, _literal,
-                                             read_retrieval_results, score_retrieval)
+from kaleido_tf.evaluators.retrieval import (
+    RetrievalResults,
+    RetrievalResultWriter,
+    _literal,
+    read_retrieval_results,
+    score_retrieval,
+)
 
-FAST = settings(max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FAST = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +58,10 @@ def test_arbitrary_bytes(scratch, data):
 
 
 # Near-valid fields: lists of plausible and implausible items, so that parsing gets past the syntax.
-_ID = st.one_of(st.text(max_size=6), st.binary(max_size=6), st.integers(-5, 5), st.floats(), st.none(),
-                st.booleans())
-_NUMBER = st.one_of(st.integers(-3, 3), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-                    st.text(max_size=2))
+_ID = st.one_of(st.text(max_size=6), st.binary(max_size=6), st.integers(-5, 5), st.floats(), st.none(), st.booleans())
+_NUMBER = st.one_of(
+    st.integers(-3, 3), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.text(max_size=2)
+)
 
 
 def _render(values, wrap):
@@ -73,10 +79,14 @@ def _near_valid_line(draw):
         str(draw(st.lists(_ID, min_size=n, max_size=n + 1))),
         str(draw(st.lists(_ID, min_size=n, max_size=n))),
         str(draw(st.lists(st.text(max_size=4), min_size=n, max_size=n))),
-        _render(draw(st.lists(st.sampled_from([0, 1, 2, -1, True]), min_size=n, max_size=n + 1)),
-                draw(st.sampled_from(["flat", "nested", "numpy"]))),
-        _render(draw(st.lists(_NUMBER, min_size=2 * n - 1 if n else 0, max_size=2 * n + 1)),
-                draw(st.sampled_from(["flat", "nested", "numpy"]))),
+        _render(
+            draw(st.lists(st.sampled_from([0, 1, 2, -1, True]), min_size=n, max_size=n + 1)),
+            draw(st.sampled_from(["flat", "nested", "numpy"])),
+        ),
+        _render(
+            draw(st.lists(_NUMBER, min_size=2 * n - 1 if n else 0, max_size=2 * n + 1)),
+            draw(st.sampled_from(["flat", "nested", "numpy"])),
+        ),
     ]
     extra = draw(st.sampled_from(["", "", "\001", "\001[]"]))
     return "\001".join(fields) + extra
@@ -94,18 +104,26 @@ _FLOAT32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
 
 
 @FAST
-@given(st.lists(st.lists(st.tuples(_SAFE_ID, _SAFE_ID, _SAFE_ID, st.integers(0, 1), _FLOAT32, _FLOAT32),
-                         min_size=1, max_size=4), max_size=3),
-       st.booleans())
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(_SAFE_ID, _SAFE_ID, _SAFE_ID, st.integers(0, 1), _FLOAT32, _FLOAT32), min_size=1, max_size=4
+        ),
+        max_size=3,
+    ),
+    st.booleans(),
+)
 def test_writer_reader_round_trip(scratch, batches, bytes_ids):
     with RetrievalResultWriter(scratch) as writer:
         for batch in batches:
             ids = [[(p[i].encode("utf-8") if bytes_ids else p[i]) for p in batch] for i in range(3)]
-            writer.write_batch(text_prod_ids=np.array(ids[0], dtype=object),
-                               image_prod_ids=np.array(ids[1], dtype=object),
-                               prod_img_ids=np.array(ids[2], dtype=object),
-                               labels=[[p[3]] for p in batch],
-                               nsp_logits=np.array([[p[4], p[5]] for p in batch], dtype=np.float32))
+            writer.write_batch(
+                text_prod_ids=np.array(ids[0], dtype=object),
+                image_prod_ids=np.array(ids[1], dtype=object),
+                prod_img_ids=np.array(ids[2], dtype=object),
+                labels=[[p[3]] for p in batch],
+                nsp_logits=np.array([[p[4], p[5]] for p in batch], dtype=np.float32),
+            )
     results = _read_or_value_error(scratch)
     assert results is not None
     pairs = [p for batch in batches for p in batch]
@@ -113,8 +131,9 @@ def test_writer_reader_round_trip(scratch, batches, bytes_ids):
     assert results.image_prod_ids.tolist() == [p[1] for p in pairs]
     assert results.prod_img_ids.tolist() == [p[2] for p in pairs]
     assert results.labels.tolist() == [p[3] for p in pairs]
-    np.testing.assert_array_equal(results.logits,
-                                  np.array([[p[4], p[5]] for p in pairs], dtype=np.float32).reshape(-1, 2))
+    np.testing.assert_array_equal(
+        results.logits, np.array([[p[4], p[5]] for p in pairs], dtype=np.float32).reshape(-1, 2)
+    )
 
 
 def _python_flat_list(src):
@@ -136,10 +155,16 @@ def _python_flat_list(src):
 
 
 @FAST
-@given(st.one_of(
-    st.text(alphabet="[]0123456789.eE+-, ", max_size=24),
-    st.recursive(st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False)),
-                 lambda inner: st.lists(inner, max_size=4), max_leaves=8).map(lambda v: str([v]))))
+@given(
+    st.one_of(
+        st.text(alphabet="[]0123456789.eE+-, ", max_size=24),
+        st.recursive(
+            st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False)),
+            lambda inner: st.lists(inner, max_size=4),
+            max_leaves=8,
+        ).map(lambda v: str([v])),
+    )
+)
 def test_number_fast_path_agrees_with_python_literals(src):
     expected = _python_flat_list(src)
     try:

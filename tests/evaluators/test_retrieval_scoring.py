@@ -6,10 +6,17 @@ import math
 import numpy as np
 import pytest
 
-from kaleido_tf.evaluators.retrieval import (METRIC_KEYS, RetrievalRecord, RetrievalResults,
-                                             RetrievalResultWriter, format_retrieval_report,
-                                             read_retrieval_results, roc_auc, score_retrieval,
-                                             score_retrieval_arrays)
+from kaleido_tf.evaluators.retrieval import (
+    METRIC_KEYS,
+    RetrievalRecord,
+    RetrievalResults,
+    RetrievalResultWriter,
+    format_retrieval_report,
+    read_retrieval_results,
+    roc_auc,
+    score_retrieval,
+    score_retrieval_arrays,
+)
 
 SEP = "\001"
 EPS = 1e-5
@@ -60,15 +67,31 @@ def _hand_lines(style="py3"):
         if style == "py3":
             lines.append(_line(text, image, prod, labels, logits))
         elif style == "bytes":  # bytes ids, numpy scalar reprs, flat labels
-            lines.append(SEP.join([
-                str([t.encode() for t in text]), str([t.encode() for t in image]),
-                str([t.encode() for t in prod]),
-                "[" + ", ".join(f"np.int64({p[2]})" for p in chunk) + "]",
-                "[" + ", ".join(f"np.float32({x})" for x in logits) + "]"]) + "\n")
+            lines.append(
+                SEP.join(
+                    [
+                        str([t.encode() for t in text]),
+                        str([t.encode() for t in image]),
+                        str([t.encode() for t in prod]),
+                        "[" + ", ".join(f"np.int64({p[2]})" for p in chunk) + "]",
+                        "[" + ", ".join(f"np.float32({x})" for x in logits) + "]",
+                    ]
+                )
+                + "\n"
+            )
         elif style == "py2":  # unicode prefixes, Python 2 longs, CRLF line ends
-            lines.append(SEP.join([
-                "[" + ", ".join(f"u'{t}'" for t in text) + "]", str(image), str(prod),
-                "[" + ", ".join(f"[{p[2]}L]" for p in chunk) + "]", str(logits)]) + "\r\n")
+            lines.append(
+                SEP.join(
+                    [
+                        "[" + ", ".join(f"u'{t}'" for t in text) + "]",
+                        str(image),
+                        str(prod),
+                        "[" + ", ".join(f"[{p[2]}L]" for p in chunk) + "]",
+                        str(logits),
+                    ]
+                )
+                + "\r\n"
+            )
     return lines
 
 
@@ -99,9 +122,10 @@ def test_hand_case_img2txt_groups_by_image(tmp_path):
 
 
 def test_python2_and_bytes_files_give_the_same_numbers(tmp_path):
-    results = {style: read_retrieval_results(_write(tmp_path / f"{style}.txt", _hand_lines(style)),
-                                             progress=False)
-               for style in ("py3", "bytes", "py2")}
+    results = {
+        style: read_retrieval_results(_write(tmp_path / f"{style}.txt", _hand_lines(style)), progress=False)
+        for style in ("py3", "bytes", "py2")
+    }
     for style in ("bytes", "py2"):
         np.testing.assert_array_equal(results[style].text_prod_ids, results["py3"].text_prod_ids)
         np.testing.assert_array_equal(results[style].labels, results["py3"].labels)
@@ -123,8 +147,7 @@ def test_rank_at_k_boundaries():
             labels.append(int(r == positive_ranks[q]))
             logits.append([0.0, s])
     order = np.random.default_rng(3).permutation(len(labels))  # file order must not matter
-    metrics = score_retrieval_arrays(np.array(query_ids)[order], np.array(labels)[order],
-                                     np.array(logits)[order])
+    metrics = score_retrieval_arrays(np.array(query_ids)[order], np.array(labels)[order], np.array(logits)[order])
     assert metrics["queries"] == 6
     assert metrics["rank@1"] == pytest.approx(1 / (6 + EPS))
     assert metrics["rank@5"] == pytest.approx(2 / (6 + EPS))
@@ -134,10 +157,8 @@ def test_rank_at_k_boundaries():
 
 def test_ties_keep_file_order():
     # The positive ties with a negative: whichever was written first ranks first.
-    positive_first = score_retrieval_arrays(["q", "q", "q"], [1, 0, 0],
-                                            [[0, 0.5], [0, 0.5], [0, 0.1]])
-    positive_second = score_retrieval_arrays(["q", "q", "q"], [0, 1, 0],
-                                             [[0, 0.5], [0, 0.5], [0, 0.1]])
+    positive_first = score_retrieval_arrays(["q", "q", "q"], [1, 0, 0], [[0, 0.5], [0, 0.5], [0, 0.1]])
+    positive_second = score_retrieval_arrays(["q", "q", "q"], [0, 1, 0], [[0, 0.5], [0, 0.5], [0, 0.1]])
     assert positive_first["rank@1"] == pytest.approx(1 / (1 + EPS))
     assert positive_second["rank@1"] == 0.0
     assert positive_second["rank@5"] == pytest.approx(1 / (1 + EPS))
@@ -201,23 +222,26 @@ def test_random_cases_match_brute_force():
 def test_writer_round_trip_and_format(tmp_path):
     path = tmp_path / "out" / "results.txt"
     with RetrievalResultWriter(path) as writer:
-        writer.write_batch(text_prod_ids=np.array([b"t1", b"t1"]), image_prod_ids=["i1", "i2"],
-                           prod_img_ids=np.array([["p1"], ["p2"]]), labels=np.array([[1], [0]]),
-                           nsp_logits=np.array([[0.25, 0.5], [1.5, -2.0]], dtype=np.float32))
-        writer.write_batch(text_prod_ids=["it's"], image_prod_ids=["i\x01\n"], prod_img_ids=["p3"],
-                           labels=[1], nsp_logits=[[0.1, 0.2]])
+        writer.write_batch(
+            text_prod_ids=np.array([b"t1", b"t1"]),
+            image_prod_ids=["i1", "i2"],
+            prod_img_ids=np.array([["p1"], ["p2"]]),
+            labels=np.array([[1], [0]]),
+            nsp_logits=np.array([[0.25, 0.5], [1.5, -2.0]], dtype=np.float32),
+        )
+        writer.write_batch(
+            text_prod_ids=["it's"], image_prod_ids=["i\x01\n"], prod_img_ids=["p3"], labels=[1], nsp_logits=[[0.1, 0.2]]
+        )
         assert not path.exists()  # only the temporary file exists until close
     text = path.read_text(encoding="utf-8")
     first = text.splitlines()[0]
-    assert first == SEP.join(["['t1', 't1']", "['i1', 'i2']", "['p1', 'p2']", "[[1], [0]]",
-                              "[0.25, 0.5, 1.5, -2.0]"])
+    assert first == SEP.join(["['t1', 't1']", "['i1', 'i2']", "['p1', 'p2']", "[[1], [0]]", "[0.25, 0.5, 1.5, -2.0]"])
     assert text.count("\n") == 2 and writer.pairs == 3 and writer.batches == 2
     results = read_retrieval_results(path, progress=False)
     assert results.text_prod_ids.tolist() == ["t1", "t1", "it's"]
     assert results.image_prod_ids.tolist() == ["i1", "i2", "i\x01\n"]
     np.testing.assert_array_equal(results.labels, [1, 0, 1])
-    np.testing.assert_array_equal(results.logits, np.array([[0.25, 0.5], [1.5, -2.0], [0.1, 0.2]],
-                                                           dtype=np.float32))
+    np.testing.assert_array_equal(results.logits, np.array([[0.25, 0.5], [1.5, -2.0], [0.1, 0.2]], dtype=np.float32))
     records = list(results.records())
     assert records[2] == RetrievalRecord("it's", "i\x01\n", "p3", 1, records[2].logits)
     assert score_retrieval(records, "txt2img") == score_retrieval(results, "txt2img")
@@ -234,11 +258,14 @@ def test_writer_discards_output_on_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["results.txt"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(labels=[1, 0], nsp_logits=[0, 1, 1, 0]), "labels hold 2 values for 1 pairs"),
-    (dict(labels=[2], nsp_logits=[0, 1]), "labels must be 0 or 1"),
-    (dict(labels=[1], nsp_logits=[0, 1, 2]), "nsp_logits hold 3 values for 1 pairs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(labels=[1, 0], nsp_logits=[0, 1, 1, 0]), "labels hold 2 values for 1 pairs"),
+        (dict(labels=[2], nsp_logits=[0, 1]), "labels must be 0 or 1"),
+        (dict(labels=[1], nsp_logits=[0, 1, 2]), "nsp_logits hold 3 values for 1 pairs"),
+    ],
+)
 def test_writer_rejects_bad_batches(tmp_path, kwargs, message):
     writer = RetrievalResultWriter(tmp_path / "r.txt")
     with pytest.raises(ValueError, match=message):
@@ -250,23 +277,25 @@ def test_writer_rejects_bad_batches(tmp_path, kwargs, message):
 VALID = _line(["t1", "t2"], ["i1", "i2"], ["p1", "p2"], [1, 0], [0.1, 0.9, 0.8, 0.2])
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("['t1']\001['i1']\001['p1']\001[1]\n", "expected 5 fields"),
-    ("['t1']\001['i1']\001['p1']\001[1]\001[0.1, 0.2]\001[3]\n", "found 6"),
-    ("['t1', 't2']\001['i1']\001['p1', 'p2']\001[1, 0]\001[0.1, 0.2, 0.3, 0.4]\n",
-     "lists of different lengths"),
-    ("['t1']\001['i1']\001['p1']\001[1]\001[0.1, 0.2, 0.3]\n", "3 logits for 1 ids"),
-    ("['t1']\001['i1']\001['p1']\001[1]\001[0.1, zz]\n", "field logits"),
-    ("['t1]\001['i1']\001['p1']\001[1]\001[0.1, 0.2]\n", "field text_prod_id is not a Python literal"),
-    ("['t1']\001['i1']\001['p1']\001[2]\001[0.1, 0.2]\n", "labels item 0 must be 0 or 1"),
-    ("['t1']\001['i1']\001['p1']\001[1]\001[nan, 0.2]\n", "not a finite float32"),
-    ("['t1']\001['i1']\001['p1']\001[1]\001[1e39, 0.2]\n", "not a finite float32"),
-    ("['t1']\001['i1']\001['p1']\001[1]\001['a', 0.2]\n", "must be a number"),
-    ("['t1']\001[1.5]\001['p1']\001[1]\001[0.1, 0.2]\n", "image_prod_id item 0 must be a string id"),
-    ("'t1'\001['i1']\001['p1']\001[1]\001[0.1, 0.2]\n", "must be a list, found str"),
-    ("['t1']\001['i1']\001['p1']\001[1]\001__import__('os')\n", "unparsable value"),
-    ("['t1']\001['i1']\001['p1']\001\001[0.1, 0.2]\n", "field labels is empty"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("['t1']\001['i1']\001['p1']\001[1]\n", "expected 5 fields"),
+        ("['t1']\001['i1']\001['p1']\001[1]\001[0.1, 0.2]\001[3]\n", "found 6"),
+        ("['t1', 't2']\001['i1']\001['p1', 'p2']\001[1, 0]\001[0.1, 0.2, 0.3, 0.4]\n", "lists of different lengths"),
+        ("['t1']\001['i1']\001['p1']\001[1]\001[0.1, 0.2, 0.3]\n", "3 logits for 1 ids"),
+        ("['t1']\001['i1']\001['p1']\001[1]\001[0.1, zz]\n", "field logits"),
+        ("['t1]\001['i1']\001['p1']\001[1]\001[0.1, 0.2]\n", "field text_prod_id is not a Python literal"),
+        ("['t1']\001['i1']\001['p1']\001[2]\001[0.1, 0.2]\n", "labels item 0 must be 0 or 1"),
+        ("['t1']\001['i1']\001['p1']\001[1]\001[nan, 0.2]\n", "not a finite float32"),
+        ("['t1']\001['i1']\001['p1']\001[1]\001[1e39, 0.2]\n", "not a finite float32"),
+        ("['t1']\001['i1']\001['p1']\001[1]\001['a', 0.2]\n", "must be a number"),
+        ("['t1']\001[1.5]\001['p1']\001[1]\001[0.1, 0.2]\n", "image_prod_id item 0 must be a string id"),
+        ("'t1'\001['i1']\001['p1']\001[1]\001[0.1, 0.2]\n", "must be a list, found str"),
+        ("['t1']\001['i1']\001['p1']\001[1]\001__import__('os')\n", "unparsable value"),
+        ("['t1']\001['i1']\001['p1']\001\001[0.1, 0.2]\n", "field labels is empty"),
+    ],
+)
 def test_malformed_line_names_file_and_line(tmp_path, bad, message):
     path = _write(tmp_path / "bad.txt", [VALID, "\n", bad])
     with pytest.raises(ValueError, match=message) as info:
@@ -312,8 +341,7 @@ def test_score_arguments_are_checked():
 
 
 def test_report_lists_each_metric_on_its_own_line():
-    metrics = score_retrieval_arrays(["a", "a", "b", "b"], [1, 0, 0, 1],
-                                     [[0, 2.0], [0, 1.0], [0, 3.0], [0, 1.0]])
+    metrics = score_retrieval_arrays(["a", "a", "b", "b"], [1, 0, 0, 1], [[0, 2.0], [0, 1.0], [0, 3.0], [0, 1.0]])
     lines = format_retrieval_report(metrics).splitlines()
     assert lines[1:] == [
         f"Accuracy: {2 / (4 + EPS):.6f}",

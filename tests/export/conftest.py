@@ -14,11 +14,30 @@ TINY_CHECKPOINT = os.path.join(TINY, "model.ckpt-0")
 
 # A vocab for the tiny model (vocab_size 120): ids are the line numbers.
 VOCAB = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",        # 0-4
-    "a", "red", "blue", "black", "white",                # 5-9
-    "dress", "shirt", "skirt", "cotton", "silk",         # 10-14
-    "long", "sleeve", "##s", "##es", "##less",           # 15-19
-    "women", ",", ".", "-",                              # 20-23
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",  # 0-4
+    "a",
+    "red",
+    "blue",
+    "black",
+    "white",  # 5-9
+    "dress",
+    "shirt",
+    "skirt",
+    "cotton",
+    "silk",  # 10-14
+    "long",
+    "sleeve",
+    "##s",
+    "##es",
+    "##less",  # 15-19
+    "women",
+    ",",
+    ".",
+    "-",  # 20-23
 ]
 TEXT_LENGTH = 16  # text_seq_len of golden/tiny
 
@@ -60,7 +79,7 @@ def load_golden():
 
 
 def golden_features(golden):
-    return {k[len("input/"):]: v for k, v in golden.items() if k.startswith("input/")}
+    return {k[len("input/") :]: v for k, v in golden.items() if k.startswith("input/")}
 
 
 def signature_inputs(signature, features):

@@ -44,15 +44,31 @@ def classifier(tmp_path_factory):
     label_path = root / "labels.json"
     label_path.write_text(json.dumps(label_map))
     export_dir = root / "serving"
-    code, out, err = _run_cli([
-        "--model", TINY_CHECKPOINT, "--task", "catepred", "--export_dir", str(export_dir),
-        "--vocab_file", str(write_vocab(root / "vocab.txt")), "--label_map", str(label_path),
-    ])
+    code, out, err = _run_cli(
+        [
+            "--model",
+            TINY_CHECKPOINT,
+            "--task",
+            "catepred",
+            "--export_dir",
+            str(export_dir),
+            "--vocab_file",
+            str(write_vocab(root / "vocab.txt")),
+            "--label_map",
+            str(label_path),
+        ]
+    )
     assert code == 0, err
     path = out.strip().splitlines()[-1]
     assert path == str(export_dir / "1")
-    return {"root": root, "path": path, "model": model, "features": features, "label_map": label_map,
-            "loaded": tf.saved_model.load(path)}
+    return {
+        "root": root,
+        "path": path,
+        "model": model,
+        "features": features,
+        "label_map": label_map,
+        "loaded": tf.saved_model.load(path),
+    }
 
 
 def test_classify_equals_keras(classifier):
@@ -130,11 +146,23 @@ def test_cli_errors_leave_the_export_alone(classifier, tmp_path):
     export_dir = os.path.dirname(classifier["path"])
     bad = tmp_path / "labels.json"
     bad.write_text(json.dumps({"shoe": 99}))
-    code, _, err = _run_cli(["--model", TINY_CHECKPOINT, "--task", "catepred", "--export_dir", export_dir,
-                             "--label_map", str(bad)])
+    code, _, err = _run_cli(
+        ["--model", TINY_CHECKPOINT, "--task", "catepred", "--export_dir", export_dir, "--label_map", str(bad)]
+    )
     assert code == 2 and f"{bad}: id 99 of class 'shoe' is outside [0, 48)" in err
-    code, _, err = _run_cli(["--model", TINY_CHECKPOINT, "--task", "catepred", "--export_dir", export_dir,
-                             "--version", "1", "--no-text_signatures"])
+    code, _, err = _run_cli(
+        [
+            "--model",
+            TINY_CHECKPOINT,
+            "--task",
+            "catepred",
+            "--export_dir",
+            export_dir,
+            "--version",
+            "1",
+            "--no-text_signatures",
+        ]
+    )
     assert code == 2 and "version 1 already exists" in err
     code, _, err = _run_cli(["--model", TINY_CHECKPOINT, "--export_dir", export_dir, "--version", "x1"])
     assert code == 2 and "version must be a non-negative integer, got 'x1'" in err

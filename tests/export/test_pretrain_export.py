@@ -59,8 +59,12 @@ def test_versioned_layout(exported):
     assert exported["text"] == os.path.join(export_dir, "1")
     assert exported["plain"] == os.path.join(export_dir, "2")
     assert sorted(os.listdir(export_dir)) == ["1", "2"]  # no temporary directory left behind
-    for name in ("saved_model.pb", "variables", os.path.join("assets", "vocab.txt"),
-                 os.path.join("assets.extra", "kaleido_export.json")):
+    for name in (
+        "saved_model.pb",
+        "variables",
+        os.path.join("assets", "vocab.txt"),
+        os.path.join("assets.extra", "kaleido_export.json"),
+    ):
         assert os.path.exists(os.path.join(exported["text"], name)), name
     with open(os.path.join(exported["text"], "assets", "vocab.txt"), encoding="utf-8") as f:
         assert f.read().split("\n")[:-1] == VOCAB
@@ -83,8 +87,9 @@ def test_golden_itm_logits_through_saved_model(exported):
     probability = np.exp(golden_logits[:, 1]) / np.exp(golden_logits).sum(axis=1)
     np.testing.assert_allclose(out["match_probability"], probability, atol=1e-6, rtol=0)
     default = exported["loaded"].signatures["serving_default"]
-    np.testing.assert_allclose(default(**signature_inputs(default, exported["features"]))["logits"], golden_logits,
-                               atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        default(**signature_inputs(default, exported["features"]))["logits"], golden_logits, atol=1e-5, rtol=0
+    )
 
 
 def test_embed_equals_keras_predict(exported):
@@ -107,7 +112,9 @@ def test_fresh_process_tensorflow_only(exported):
     np.savez(root / "request.npz", **exported["features"])
     np.savez(root / "patches.npz", **_patches(exported["features"], rows))
     script = root / "client.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent(
+            """
         import sys
         import numpy as np
         import tensorflow as tf
@@ -144,7 +151,10 @@ def test_fresh_process_tensorflow_only(exported):
                  text_logits=from_text["logits"], text_probability=from_text["match_probability"],
                  ids_logits=from_ids["logits"], ids_probability=from_ids["match_probability"],
                  session_text_logits=session_out["logits"])
-    """ % (TEXTS,)))
+    """
+            % (TEXTS,)
+        )
+    )
     run_subprocess([sys.executable, str(script), exported["text"], str(root / "fresh.npz")], cwd=root)
     got = dict(np.load(root / "fresh.npz"))
 
@@ -159,8 +169,9 @@ def test_fresh_process_tensorflow_only(exported):
     np.testing.assert_allclose(got["text_logits"], got["ids_logits"], atol=1e-6, rtol=0)
     np.testing.assert_allclose(got["text_probability"], got["ids_probability"], atol=1e-6, rtol=0)
     np.testing.assert_allclose(got["session_text_logits"], got["text_logits"], atol=1e-6, rtol=0)
-    keras_text = exported["model"](dict(_patches(exported["features"], rows), **expected), training=False,
-                                   mode="predict")
+    keras_text = exported["model"](
+        dict(_patches(exported["features"], rows), **expected), training=False, mode="predict"
+    )
     np.testing.assert_allclose(got["text_logits"], keras_text["nsp_logits"], atol=1e-5, rtol=0)
     # Different texts, different scores: the text reaches the model.
     assert np.abs(got["text_logits"][0] - got["text_logits"][3]).max() > 1e-6
@@ -172,8 +183,13 @@ def test_saved_model_cli_show_lists_signatures(exported):
     for signature in ("itm_score", "itm_score_text", "embed", "tokenize", "serving_default"):
         assert f"signature_def['{signature}']" in text, signature
     itm = text.split("signature_def['itm_score']:")[1].split("signature_def[")[0]
-    for name in ("input_ids", "input_mask", "segment_ids", "img_feature_convert_rotation",
-                 "img_loc_position_blank_mask"):
+    for name in (
+        "input_ids",
+        "input_mask",
+        "segment_ids",
+        "img_feature_convert_rotation",
+        "img_loc_position_blank_mask",
+    ):
         assert f"inputs['{name}']" in itm, name
     assert "outputs['match_probability']" in itm and "outputs['logits']" in itm
     itm_text = text.split("signature_def['itm_score_text']:")[1].split("signature_def[")[0]
@@ -190,9 +206,23 @@ def test_saved_model_cli_run_equals_keras(exported):
     for name, value in arrays.items():
         np.save(root / f"{name}.npy", value)
     inputs = ";".join(f"{name}={root / name}.npy" for name in sorted(arrays))
-    run_subprocess([saved_model_cli(), "run", "--dir", exported["plain"], "--tag_set", "serve",
-                    "--signature_def", "itm_score", "--inputs", inputs, "--outdir", str(root / "itm_score")],
-                   cwd=root)
+    run_subprocess(
+        [
+            saved_model_cli(),
+            "run",
+            "--dir",
+            exported["plain"],
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "itm_score",
+            "--inputs",
+            inputs,
+            "--outdir",
+            str(root / "itm_score"),
+        ],
+        cwd=root,
+    )
     keras_out = exported["model"](features, training=False, mode="predict")
     logits = np.load(root / "itm_score" / "logits.npy")
     np.testing.assert_allclose(logits, keras_out["nsp_logits"], atol=1e-5, rtol=0)
@@ -204,20 +234,37 @@ def test_saved_model_cli_run_equals_keras(exported):
 @pytest.mark.parametrize(
     "name,change,expected",
     [
-        ("itm_score", ("img_feature_convert_jigsaw", lambda v: v[:, :100]),
-         "input img_feature_convert_jigsaw: expected width 192 (4 patches x 48 features), found] [100]"),
-        ("itm_score", ("img_loc_position_camouflage", lambda v: v[:, :35]),
-         "input img_loc_position_camouflage: expected width 45 (9 patches x 5 position numbers), found] [35]"),
-        ("itm_score", ("input_ids", lambda v: np.concatenate([v, v[:, :1]], axis=1)),
-         "input input_ids: expected width 16 (16 text positions), found] [17]"),
-        ("embed", ("img_feature_convert_blank_mask", lambda v: v[:2]),
-         "input img_feature_convert_blank_mask: batch size] [2] [differs from the batch size of input_ids] [3]"),
-        ("itm_score", ("input_ids", lambda v: v + 120),
-         "input input_ids: ids must lie in [0, 120), found min] [120]"),
-        ("itm_score_text", ("img_feature_convert_rotation", lambda v: v[:, :47]),
-         "input img_feature_convert_rotation: expected width 48 (1 patches x 48 features), found] [47]"),
-        ("itm_score_text", ("img_loc_position_rotation", lambda v: v[:1]),
-         "input img_loc_position_rotation: batch size] [1] [differs from the batch size of text] [3]"),
+        (
+            "itm_score",
+            ("img_feature_convert_jigsaw", lambda v: v[:, :100]),
+            "input img_feature_convert_jigsaw: expected width 192 (4 patches x 48 features), found] [100]",
+        ),
+        (
+            "itm_score",
+            ("img_loc_position_camouflage", lambda v: v[:, :35]),
+            "input img_loc_position_camouflage: expected width 45 (9 patches x 5 position numbers), found] [35]",
+        ),
+        (
+            "itm_score",
+            ("input_ids", lambda v: np.concatenate([v, v[:, :1]], axis=1)),
+            "input input_ids: expected width 16 (16 text positions), found] [17]",
+        ),
+        (
+            "embed",
+            ("img_feature_convert_blank_mask", lambda v: v[:2]),
+            "input img_feature_convert_blank_mask: batch size] [2] [differs from the batch size of input_ids] [3]",
+        ),
+        ("itm_score", ("input_ids", lambda v: v + 120), "input input_ids: ids must lie in [0, 120), found min] [120]"),
+        (
+            "itm_score_text",
+            ("img_feature_convert_rotation", lambda v: v[:, :47]),
+            "input img_feature_convert_rotation: expected width 48 (1 patches x 48 features), found] [47]",
+        ),
+        (
+            "itm_score_text",
+            ("img_loc_position_rotation", lambda v: v[:1]),
+            "input img_loc_position_rotation: batch size] [1] [differs from the batch size of text] [3]",
+        ),
     ],
 )
 def test_bad_inputs_name_the_input(exported, name, change, expected):
@@ -305,8 +352,9 @@ def test_image_mask_input_and_longer_text():
 
     features = golden_features(load_golden())
     pad = np.zeros((3, 4), np.int64)
-    features.update({key: np.concatenate([features[key], pad], axis=1)
-                     for key in ("input_ids", "input_mask", "segment_ids")})  # [3, 20]
+    features.update(
+        {key: np.concatenate([features[key], pad], axis=1) for key in ("input_ids", "input_mask", "segment_ids")}
+    )  # [3, 20]
     features["image_mask"] = np.ones((3, 55), np.int64)
     features["image_mask"][:, 30:] = 0
     request = {field.name: features[field.name].astype(field.dtype) for field in module.input_fields}

@@ -5,10 +5,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "bench"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 
-import common  # noqa: E402
+import common
 
 
 def test_encoder_params_and_flops_of_the_base_model():
@@ -37,8 +36,9 @@ def test_pretrain_features_are_valid_model_inputs():
 
 def test_interleaved_rotates_the_order_and_pairs_rounds():
     calls = []
-    times = common.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3,
-                               steps=2, progress=False)
+    times = common.interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, steps=2, progress=False
+    )
     assert calls == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
     assert all(len(v) == 3 for v in times.values())
     times = {"ours": [1.0, 2.0, 4.0], "peer": [2.0, 4.0, 2.0]}

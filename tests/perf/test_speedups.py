@@ -124,16 +124,18 @@ def test_fused_qkv_gives_the_same_gradients(golden_model):
 
 def _golden_data(batch=3):
     golden = np.load(os.path.join(GOLDEN, "tiny", "golden.npz"))
-    return {k[len("input/"):]: golden[k][:batch] for k in golden.files if k.startswith("input/")}
+    return {k[len("input/") :]: golden[k][:batch] for k in golden.files if k.startswith("input/")}
 
 
 def _first_step_loss(tmp_path, name, **kwargs):
     keras.utils.set_random_seed(0)
-    trainer = Trainer(PretrainTask(_config()), str(tmp_path / name), learning_rate=1e-3, train_steps=4,
-                      progress=False, **kwargs)
+    trainer = Trainer(
+        PretrainTask(_config()), str(tmp_path / name), learning_rate=1e-3, train_steps=4, progress=False, **kwargs
+    )
     data = _golden_data()
     dataset = trainer.strategy.distribute_datasets_from_function(
-        lambda context: tf.data.Dataset.from_tensors(data).repeat())
+        lambda context: tf.data.Dataset.from_tensors(data).repeat()
+    )
     fn = trainer.build_train_function(3)
     iterator = iter(dataset)
     logs = [{k: float(v) for k, v in fn(iterator).items()} for _ in range(2)]
@@ -155,7 +157,7 @@ def test_mixed_float16_scales_the_loss_and_skips_overflowing_steps(tmp_path):
     trainer, logs = _first_step_loss(tmp_path, "f16", mixed_precision="mixed_float16")
     assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
     assert trainer.model.compute_dtype == "float16"
-    assert logs[0]["loss_scale"] == 2.0 ** 15 and all(np.isfinite(log["total"]) for log in logs)
+    assert logs[0]["loss_scale"] == 2.0**15 and all(np.isfinite(log["total"]) for log in logs)
     steps = int(trainer.optimizer.iterations)
     before = [v.numpy() for v in trainer.model.trainable_variables]
     scale = float(trainer.optimizer.dynamic_scale)
@@ -188,7 +190,7 @@ def _pair_batches(feats, text_rows, image_rows, batch):
     pairs["text_prod_id"] = np.array([f"t{i}" for i in text_rows])
     pairs["prod_img_id"] = np.array([f"i{i}" for i in image_rows])
     count = len(text_rows)
-    return pairs, [{k: v[s:s + batch] for k, v in pairs.items()} for s in range(0, count, batch)]
+    return pairs, [{k: v[s : s + batch] for k, v in pairs.items()} for s in range(0, count, batch)]
 
 
 def test_itm_scorer_reproduces_the_predict_logits_with_each_text_and_image_embedded_once(golden_model):
@@ -203,8 +205,9 @@ def test_itm_scorer_reproduces_the_predict_logits_with_each_text_and_image_embed
     np.testing.assert_array_equal(texts["input_ids"][text_index], pairs["input_ids"])
     scorer = ITMScorer(model, batch_size=4)
     got = scorer.score(texts, images, text_index, image_index)
-    want = model({k: tf.constant(v) for k, v in pairs.items() if not k.endswith("_id")}, training=False,
-                 mode="predict")["nsp_logits"].numpy()
+    want = model(
+        {k: tf.constant(v) for k, v in pairs.items() if not k.endswith("_id")}, training=False, mode="predict"
+    )["nsp_logits"].numpy()
     assert got.shape == (9, 2)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     np.testing.assert_allclose(scorer.score_batches(batches), got, atol=1e-6, rtol=0)

@@ -6,15 +6,23 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-COLOURS = [(200, 30, 30), (30, 160, 40), (30, 60, 200), (220, 180, 20), (150, 40, 170), (20, 170, 170),
-           (240, 120, 20), (90, 90, 90)]
+COLOURS = [
+    (200, 30, 30),
+    (30, 160, 40),
+    (30, 60, 200),
+    (220, 180, 20),
+    (150, 40, 170),
+    (20, 170, 170),
+    (240, 120, 20),
+    (90, 90, 90),
+]
 WORDS = ["red", "green", "blue", "yellow", "purple", "teal", "orange", "grey"]
-SUBCATS = [("tops", "t-shirts"), ("tops", "shirts"), ("bottoms", "jeans"), ("bottoms", "skirts"),
-           ("shoes", "sneakers")]
+SUBCATS = [("tops", "t-shirts"), ("tops", "shirts"), ("bottoms", "jeans"), ("bottoms", "skirts"), ("shoes", "sneakers")]
 
 
-def shape_image(path, colour, size=(64, 64), box=(12, 10, 52, 56), shape="rect", background=(255, 255, 255),
-                mode="RGB", mark=0):
+def shape_image(
+    path, colour, size=(64, 64), box=(12, 10, 52, 56), shape="rect", background=(255, 255, 255), mode="RGB", mark=0
+):
     """Saves a product-like picture: one coloured shape with a stripe and a small mark whose place
     depends on `mark` (so that every product looks different), on a plain background."""
     img = Image.new("RGB", size, background)
@@ -35,8 +43,16 @@ def shape_image(path, colour, size=(64, 64), box=(12, 10, 52, 56), shape="rect",
     return path
 
 
-def make_catalog(root, num_products=12, images_per_product=1, splits=None, fmt="jsonl", extra_lines=(),
-                 subcats=SUBCATS, size=(64, 64)):
+def make_catalog(
+    root,
+    num_products=12,
+    images_per_product=1,
+    splits=None,
+    fmt="jsonl",
+    extra_lines=(),
+    subcats=SUBCATS,
+    size=(64, 64),
+):
     """Writes images and a catalog under `root`; returns the catalog path and the product dicts."""
     products = []
     for i in range(num_products):
@@ -46,8 +62,14 @@ def make_catalog(root, num_products=12, images_per_product=1, splits=None, fmt="
         images = []
         for k in range(images_per_product):
             rel = f"images/p{i:04d}_{k}.png"
-            shape_image(os.path.join(root, rel), colour, size=size, shape="ellipse" if (i + k) % 2 else "rect",
-                        box=(8 + 2 * k, 6 + i % 5, size[0] - 10, size[1] - 8), mark=i * 3 + k)
+            shape_image(
+                os.path.join(root, rel),
+                colour,
+                size=size,
+                shape="ellipse" if (i + k) % 2 else "rect",
+                box=(8 + 2 * k, 6 + i % 5, size[0] - 10, size[1] - 8),
+                mark=i * 3 + k,
+            )
             images.append(rel)
         text = f"{word} {sub} number {i} with a striped collar and long sleeves"
         product = {"product_id": f"p{i:04d}", "images": images, "text": text, "category": cat, "subcategory": sub}
@@ -63,8 +85,13 @@ def make_catalog(root, num_products=12, images_per_product=1, splits=None, fmt="
             has_split = splits is not None
             f.write("product_id,images,text,category,subcategory" + (",split" if has_split else "") + "\n")
             for p in products:
-                row = [p["product_id"], "|".join(p["images"]), '"' + p["text"].replace('"', '""') + '"',
-                       p["category"], p["subcategory"]] + ([p["split"]] if has_split else [])
+                row = [
+                    p["product_id"],
+                    "|".join(p["images"]),
+                    '"' + p["text"].replace('"', '""') + '"',
+                    p["category"],
+                    p["subcategory"],
+                ] + ([p["split"]] if has_split else [])
                 f.write(",".join(row) + "\n")
         for line in extra_lines:
             f.write(line + "\n")
@@ -73,9 +100,19 @@ def make_catalog(root, num_products=12, images_per_product=1, splits=None, fmt="
 
 def small_args(catalog, out, **overrides):
     """CLI arguments for a tiny, fast run (pixels extractor, small crops and features)."""
-    args = {"catalog": catalog, "output_dir": out, "feature_extractor": "pixels", "crop_size": 16,
-            "patch_feature_size": 8, "text_length": 16, "max_predictions": 3, "retrieval_negatives": 3,
-            "retrieval_queries": 4, "min_image_size": 16, "seed": 7}
+    args = {
+        "catalog": catalog,
+        "output_dir": out,
+        "feature_extractor": "pixels",
+        "crop_size": 16,
+        "patch_feature_size": 8,
+        "text_length": 16,
+        "max_predictions": 3,
+        "retrieval_negatives": 3,
+        "retrieval_queries": 4,
+        "min_image_size": 16,
+        "seed": 7,
+    }
     args.update(overrides)
     argv = []
     for key, value in args.items():

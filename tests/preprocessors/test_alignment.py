@@ -11,11 +11,19 @@ from kaleido_tf.preprocessors.kaleido_tasks import KaleidoTaskSampler
 from kaleido_tf.preprocessors.masked_lm import MaskedLmSampler
 from kaleido_tf.preprocessors.text_tokenizer import build_tokenizer
 
-TEXT = ("navy striped cotton shirt with a white collar, long sleeves, two chest pockets and pearl buttons "
-        "on a slim body for the office")
-PAIRS = [Alignment("collar", 4, 1), Alignment("pockets", 5, 12), Alignment("buttons", 5, 17),
-         Alignment("striped", 3, 4), Alignment("sleeves", 4, 9), Alignment("navy", 1, 0),
-         Alignment("zipper", 5, 3)]
+TEXT = (
+    "navy striped cotton shirt with a white collar, long sleeves, two chest pockets and pearl buttons "
+    "on a slim body for the office"
+)
+PAIRS = [
+    Alignment("collar", 4, 1),
+    Alignment("pockets", 5, 12),
+    Alignment("buttons", 5, 17),
+    Alignment("striped", 3, 4),
+    Alignment("sleeves", 4, 9),
+    Alignment("navy", 1, 0),
+    Alignment("zipper", 5, 3),
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,7 @@ def test_token_side_masks_aligned_words_first(tok):
         assert sorted(map(tuple, plan.forced_token_groups)) == sorted(tuple(v) for v in aligned.values())
         assert plan.protected_patches == {3: {4}, 4: {1, 9}, 5: {12, 17}}
         res = mlm.sample(enc, rng, forced_groups=plan.forced_token_groups, protected=plan.protected_positions)
-        masked = set(res.positions[:res.num_predictions].tolist())
+        masked = set(res.positions[: res.num_predictions].tolist())
         assert all(set(v) <= masked for v in aligned.values())  # the aligned words come first
         task = KaleidoTaskSampler().sample(rng, forced=plan.forced_patches, protected=plan.protected_patches)
         assert 1 not in task.grey_ids and 9 not in task.grey_ids and not {12, 17} & set(task.blank_ids)
@@ -60,8 +68,12 @@ def test_token_side_masks_aligned_words_first(tok):
 
 def test_patch_side_respects_level_budgets(tok):
     enc = tok.encode(TEXT, 40)
-    pairs = PAIRS + [Alignment("chest", 3, 0), Alignment("pearl", 5, 20), Alignment("slim", 5, 21),
-                     Alignment("office", 4, 15)]
+    pairs = PAIRS + [
+        Alignment("chest", 3, 0),
+        Alignment("pearl", 5, 20),
+        Alignment("slim", 5, 21),
+        Alignment("office", 4, 15),
+    ]
     masker = AlignmentGuidedMasker(tok, token_side_prob=0.0)
     for seed in range(20):
         rng = np.random.default_rng(seed)
@@ -74,9 +86,10 @@ def test_patch_side_respects_level_budgets(tok):
         assert task.camouflage_slot == plan.forced_patches[3][0]
         assert set(task.grey_ids) == set(plan.forced_patches[4])
         assert set(task.blank_ids) == set(plan.forced_patches[5])
-        res = MaskedLmSampler(tok, max_predictions=6).sample(enc, rng, forced_groups=plan.forced_token_groups,
-                                                              protected=plan.protected_positions)
-        assert not set(res.positions[:res.num_predictions].tolist()) & plan.protected_positions
+        res = MaskedLmSampler(tok, max_predictions=6).sample(
+            enc, rng, forced_groups=plan.forced_token_groups, protected=plan.protected_positions
+        )
+        assert not set(res.positions[: res.num_predictions].tolist()) & plan.protected_positions
 
 
 def test_never_both_sides_of_a_pair(tok):
@@ -104,36 +117,54 @@ def test_never_both_sides_of_a_pair(tok):
 
 def test_alignment_table_reads_and_checks(tmp_path):
     path = tmp_path / "align.jsonl"
-    lines = [{"product_id": "p1", "image": 0, "alignments": [{"token": "collar", "level": 4, "patch": 3}]},
-             {"product_id": "p1", "image": 0, "alignments": [{"word": "sleeve", "level": 5, "patch": 24}]},
-             {"product_id": "p2", "image": 1, "alignments": []}]
+    lines = [
+        {"product_id": "p1", "image": 0, "alignments": [{"token": "collar", "level": 4, "patch": 3}]},
+        {"product_id": "p1", "image": 0, "alignments": [{"word": "sleeve", "level": 5, "patch": 24}]},
+        {"product_id": "p2", "image": 1, "alignments": []},
+    ]
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
     table = AlignmentTable(str(path))
     assert table.get("p1", 0) == [Alignment("collar", 4, 3), Alignment("sleeve", 5, 24)]
     assert table.get("p1", 1) == [] and len(table) == 2
     assert len(AlignmentTable(str(path), keep=lambda pid: pid == "p2")) == 1
-    for bad, needle in [({"product_id": "p", "image": 0, "alignments": [{"token": "x", "level": 4, "patch": 16}]},
-                         r"alignments\[0\]\.patch must be in 0\.\.15 for level 4"),
-                        ({"product_id": "p", "image": -1, "alignments": []}, "field 'image'"),
-                        ({"product_id": "p", "image": 0, "alignments": [{"level": 3, "patch": 1}]},
-                         "'token' or 'word'"),
-                        ({"product_id": "p", "image": 0, "alignments": [{"token": "a", "level": 6, "patch": 1}]},
-                         r"level must be 1\.\.5")]:
+    for bad, needle in [
+        (
+            {"product_id": "p", "image": 0, "alignments": [{"token": "x", "level": 4, "patch": 16}]},
+            r"alignments\[0\]\.patch must be in 0\.\.15 for level 4",
+        ),
+        ({"product_id": "p", "image": -1, "alignments": []}, "field 'image'"),
+        ({"product_id": "p", "image": 0, "alignments": [{"level": 3, "patch": 1}]}, "'token' or 'word'"),
+        (
+            {"product_id": "p", "image": 0, "alignments": [{"token": "a", "level": 6, "patch": 1}]},
+            r"level must be 1\.\.5",
+        ),
+    ]:
         path.write_text(json.dumps(lines[0]) + "\n" + json.dumps(bad) + "\n")
         with pytest.raises(AlignmentError, match="align.jsonl:2: .*" + needle):
             AlignmentTable(str(path))
 
 
 def test_box_alignments_become_the_most_overlapping_cells(tmp_path):
-    from kaleido_tf.preprocessors.alignments import resolve_alignments
-    from kaleido_tf.preprocessors.kaleido_patches import KaleidoPatchGenerator
     from PIL import Image
 
+    from kaleido_tf.preprocessors.alignments import resolve_alignments
+    from kaleido_tf.preprocessors.kaleido_patches import KaleidoPatchGenerator
+
     path = tmp_path / "a.jsonl"
-    path.write_text(json.dumps({"product_id": "p", "image_index": 1, "alignments": [
-        {"word": "pocket", "box": [0.05, 0.05, 0.15, 0.12]},  # inside the top-left cell of every level
-        {"word": "hem", "box": [0.0, 0.85, 1.0, 1.0]},  # along the bottom edge
-        {"token": "collar", "level": 4, "patch": 2}]}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "product_id": "p",
+                "image_index": 1,
+                "alignments": [
+                    {"word": "pocket", "box": [0.05, 0.05, 0.15, 0.12]},  # inside the top-left cell of every level
+                    {"word": "hem", "box": [0.0, 0.85, 1.0, 1.0]},  # along the bottom edge
+                    {"token": "collar", "level": 4, "patch": 2},
+                ],
+            }
+        )
+        + "\n"
+    )
     table = AlignmentTable(str(path))
     raw = table.get("p", 1)
     assert raw[0] == Alignment("pocket", box=(0.05, 0.05, 0.15, 0.12))
@@ -143,7 +174,6 @@ def test_box_alignments_become_the_most_overlapping_cells(tmp_path):
     # the hem box covers the whole bottom row equally: the lowest index of that row wins
     assert resolved[3:6] == [Alignment("hem", 3, 6), Alignment("hem", 4, 12), Alignment("hem", 5, 20)]
     assert resolved[6] == Alignment("collar", 4, 2)
-    path.write_text(json.dumps({"product_id": "p", "image": 0,
-                                "alignments": [{"word": "x", "box": [0.5, 0, 0.4, 1]}]}))
+    path.write_text(json.dumps({"product_id": "p", "image": 0, "alignments": [{"word": "x", "box": [0.5, 0, 0.4, 1]}]}))
     with pytest.raises(AlignmentError, match=r"a.jsonl:1: alignments\[0\]\.box must be"):
         AlignmentTable(str(path))

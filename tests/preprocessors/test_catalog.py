@@ -23,8 +23,9 @@ def _product(pid="p1", **kw):
 
 
 def test_jsonl_records_paths_lines_and_offsets(tmp_path):
-    path = _write(tmp_path / "c.jsonl", [_product("p1"), "", _product("p2", images=["/abs/b.png", "sub/c.jpg"],
-                                                                      split="valid")])
+    path = _write(
+        tmp_path / "c.jsonl", [_product("p1"), "", _product("p2", images=["/abs/b.png", "sub/c.jpg"], split="valid")]
+    )
     reader = CatalogReader(path)
     recs = list(reader)
     assert [r.product_id for r in recs] == ["p1", "p2"]
@@ -38,9 +39,11 @@ def test_jsonl_records_paths_lines_and_offsets(tmp_path):
 
 
 def test_csv_with_quoted_multiline_text(tmp_path):
-    text = 'product_id,images,text,category,subcategory,split\n' \
-           'p1,a.jpg|b.jpg,"soft, warm\nand ""cosy"" knit",tops,sweaters,test\n' \
-           'p2,c.jpg,plain,tops,tees,\n'
+    text = (
+        "product_id,images,text,category,subcategory,split\n"
+        'p1,a.jpg|b.jpg,"soft, warm\nand ""cosy"" knit",tops,sweaters,test\n'
+        "p2,c.jpg,plain,tops,tees,\n"
+    )
     (tmp_path / "c.csv").write_text(text, encoding="utf-8")
     reader = CatalogReader(str(tmp_path / "c.csv"))
     recs = list(reader)
@@ -51,16 +54,19 @@ def test_csv_with_quoted_multiline_text(tmp_path):
     assert reader.read_at(recs[1].offset, recs[1].line) == recs[1]
 
 
-@pytest.mark.parametrize("line, needle", [
-    ("{not json", "invalid JSON"),
-    (_product(text="  "), "field 'text' is empty"),
-    (json.dumps({"product_id": "p", "images": ["a"], "text": "t", "category": "c"}), "missing field 'subcategory'"),
-    (_product(images=[]), "'images' is missing or empty"),
-    (_product(images="a.jpg"), "must be a list"),
-    (_product(split="dev"), "field 'split'"),
-    (_product(pid="a\tb"), "tab"),
-    ("[1, 2]", "expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, needle",
+    [
+        ("{not json", "invalid JSON"),
+        (_product(text="  "), "field 'text' is empty"),
+        (json.dumps({"product_id": "p", "images": ["a"], "text": "t", "category": "c"}), "missing field 'subcategory'"),
+        (_product(images=[]), "'images' is missing or empty"),
+        (_product(images="a.jpg"), "must be a list"),
+        (_product(split="dev"), "field 'split'"),
+        (_product(pid="a\tb"), "tab"),
+        ("[1, 2]", "expected a JSON object"),
+    ],
+)
 def test_bad_jsonl_records_name_file_and_line(tmp_path, line, needle):
     path = _write(tmp_path / "c.jsonl", [_product("ok"), line])
     with pytest.raises(CatalogError) as info:
@@ -130,8 +136,10 @@ def test_index_groups_duplicates_and_tiers(tmp_path):
         covered = sorted(p for ranges in tiers.values() for s, e in ranges for p in range(s, e))
         assert covered == list(range(15))  # the four tiers partition the catalog
         for s, e in tiers["category"]:
-            assert all(index.record_at(p).category == rec.category and index.record_at(p).subcategory
-                       != rec.subcategory for p in range(s, e))
+            assert all(
+                index.record_at(p).category == rec.category and index.record_at(p).subcategory != rec.subcategory
+                for p in range(s, e)
+            )
         for s, e in dict(index.tiers(pos, "different"))["split"]:
             assert all(index.record_at(p).subcategory != rec.subcategory for p in range(s, e))
 

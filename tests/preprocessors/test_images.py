@@ -24,15 +24,18 @@ def test_rgb_passes_untouched(tmp_path, loader):
     assert np.asarray(loaded.image)[0, 0].tolist() == [10, 20, 30]
 
 
-@pytest.mark.parametrize("mode, ext, conversion", [
-    ("L", "png", "greyscale->rgb"),
-    ("1", "png", "greyscale->rgb"),
-    ("CMYK", "jpg", "cmyk->rgb"),
-    ("RGBA", "png", "alpha->rgb"),
-    ("LA", "png", "alpha->rgb"),
-    ("P", "png", "palette->rgb"),
-    ("I;16", "png", "high-bit-depth->rgb"),
-])
+@pytest.mark.parametrize(
+    "mode, ext, conversion",
+    [
+        ("L", "png", "greyscale->rgb"),
+        ("1", "png", "greyscale->rgb"),
+        ("CMYK", "jpg", "cmyk->rgb"),
+        ("RGBA", "png", "alpha->rgb"),
+        ("LA", "png", "alpha->rgb"),
+        ("P", "png", "palette->rgb"),
+        ("I;16", "png", "high-bit-depth->rgb"),
+    ],
+)
 def test_modes_are_converted_to_rgb(tmp_path, loader, mode, ext, conversion):
     img = Image.new("RGB", (32, 24), (200, 100, 50)).convert(mode)
     if mode == "I;16":
@@ -59,12 +62,15 @@ def test_huge_images_are_downscaled(tmp_path, loader):
         assert abs(w / h - 2.5) < 0.1
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda p: None, "missing file"),
-    (lambda p: p.write_bytes(b"this is not an image"), "corrupt or unreadable image"),
-    (lambda p: p.write_bytes(b""), "corrupt or unreadable image"),
-    (lambda p: Image.new("RGB", (10, 40)).save(p, format="PNG"), "too small: 10x40"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: None, "missing file"),
+        (lambda p: p.write_bytes(b"this is not an image"), "corrupt or unreadable image"),
+        (lambda p: p.write_bytes(b""), "corrupt or unreadable image"),
+        (lambda p: Image.new("RGB", (10, 40)).save(p, format="PNG"), "too small: 10x40"),
+    ],
+)
 def test_rejections_give_reasons(tmp_path, loader, make, reason):
     path = tmp_path / "bad.png"
     make(path)

@@ -66,8 +66,11 @@ def test_config_checks_the_flag_pair(tmp_path):
     with pytest.raises(ValueError, match="--feature_extractor keras needs --feature_model"):
         config_from_args(build_parser().parse_args(small_args(catalog, out, feature_extractor="keras"))).validate()
     with pytest.raises(ValueError, match="--feature_model file not found"):
-        config_from_args(build_parser().parse_args(
-            small_args(catalog, out, feature_extractor="keras", feature_model=str(tmp_path / "absent.keras")))).validate()
+        config_from_args(
+            build_parser().parse_args(
+                small_args(catalog, out, feature_extractor="keras", feature_model=str(tmp_path / "absent.keras"))
+            )
+        ).validate()
 
 
 def test_preprocessing_writes_the_models_features(tmp_path):
@@ -78,8 +81,15 @@ def test_preprocessing_writes_the_models_features(tmp_path):
     path = os.path.join(root, "cnn.keras")
     model = _save_model(path)
     out = os.path.join(root, "out")
-    argv = small_args(catalog, out, feature_extractor="keras", feature_model=path, task="finetune",
-                      feature_dtype="float32", foreground="none")
+    argv = small_args(
+        catalog,
+        out,
+        feature_extractor="keras",
+        feature_model=path,
+        task="finetune",
+        feature_dtype="float32",
+        foreground="none",
+    )
     assert preprocess_main(argv) == 0
     assert json.load(open(os.path.join(out, "summary.json")))["feature_extractor"]["name"] == "keras"
     rows = list(make_tfrecord_dataset(os.path.join(out, "finetune", "train"), 64, False).as_numpy_iterator())[0]

@@ -7,8 +7,14 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from kaleido_tf.preprocessors.foreground import ForegroundDetector
-from kaleido_tf.preprocessors.kaleido_patches import (LEVEL_OFFSETS, LEVEL_SIZES, NUM_PATCHES, KaleidoPatchGenerator,
-                                                      grid_boxes, level_slots)
+from kaleido_tf.preprocessors.kaleido_patches import (
+    LEVEL_OFFSETS,
+    LEVEL_SIZES,
+    NUM_PATCHES,
+    KaleidoPatchGenerator,
+    grid_boxes,
+    level_slots,
+)
 
 
 def _picture(size=(120, 90), box=(30, 20, 80, 70), colour=(200, 20, 20), background=(250, 250, 250)):
@@ -32,7 +38,7 @@ def test_saliency_box_finds_the_object():
 
 def test_saliency_fallbacks_to_full_image():
     det = ForegroundDetector("saliency")
-    assert det(Image.new("RGB", (60, 40), "white")) .fallback == "no foreground found"
+    assert det(Image.new("RGB", (60, 40), "white")).fallback == "no foreground found"
     tiny = _picture(size=(100, 100), box=(50, 50, 54, 54))
     assert det(tiny).box == (0, 0, 100, 100) and det(tiny).fallback == "foreground too small"
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8))
@@ -70,11 +76,16 @@ def test_patch_positions_per_level():
         for i, slot in enumerate(level_slots(level)):
             r, c = divmod(i, n)
             # 60 is divisible by 1..5, so the positions are exact fractions
-            np.testing.assert_allclose(patches.positions[slot], [c / n, (c + 1) / n, r / n, (r + 1) / n, 1 / n ** 2],
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                patches.positions[slot], [c / n, (c + 1) / n, r / n, (r + 1) / n, 1 / n**2], atol=1e-6
+            )
             x0, y0, x1, y1 = patches.boxes[slot]
-            assert (x0, y0, x1, y1) == (20 + 60 * c // n, 10 + 60 * r // n, 20 + 60 * (c + 1) // n,
-                                        10 + 60 * (r + 1) // n)
+            assert (x0, y0, x1, y1) == (
+                20 + 60 * c // n,
+                10 + 60 * r // n,
+                20 + 60 * (c + 1) // n,
+                10 + 60 * (r + 1) // n,
+            )
 
 
 def test_positions_follow_the_pixel_boxes_for_uneven_boxes():

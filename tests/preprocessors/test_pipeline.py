@@ -11,10 +11,10 @@ from kaleido_tf.datasets.tfrecord_reader import make_tfrecord_dataset
 from kaleido_tf.datasets.tfrecord_writer import read_schema_json
 from kaleido_tf.preprocessors.cli import build_parser, config_from_args, main
 from kaleido_tf.preprocessors.feature_extractor import build_feature_extractor
-from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS, KaleidoPatchGenerator
-from kaleido_tf.preprocessors.kaleido_tasks import JIGSAW_PERMUTATIONS, rotate_crop
 from kaleido_tf.preprocessors.foreground import ForegroundDetector
 from kaleido_tf.preprocessors.image_loader import ImageLoader
+from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS, KaleidoPatchGenerator
+from kaleido_tf.preprocessors.kaleido_tasks import JIGSAW_PERMUTATIONS, rotate_crop
 from kaleido_tf.preprocessors.pipeline import Preprocessor, ShardSettingsMismatch
 from kaleido_tf.preprocessors.text_tokenizer import build_tokenizer
 from tests.preprocessors.factory import make_catalog, shape_image, small_args
@@ -53,8 +53,9 @@ def _strings(column):
 @pytest.fixture(scope="module")
 def run_all(tmp_path_factory, tokenizer, extractor):
     root = str(tmp_path_factory.mktemp("catalog"))
-    catalog, products = make_catalog(root, num_products=24, images_per_product=1, splits=["train", "test"],
-                                     subcats=SUBCATS)
+    catalog, products = make_catalog(
+        root, num_products=24, images_per_product=1, splits=["train", "test"], subcats=SUBCATS
+    )
     out = os.path.join(root, "out")
     summary = _run(tokenizer, extractor, catalog, out)
     return {"root": root, "catalog": catalog, "products": products, "out": out, "summary": summary}
@@ -62,8 +63,15 @@ def run_all(tmp_path_factory, tokenizer, extractor):
 
 def test_outputs_exist_and_load_with_the_right_shapes(run_all):
     out, summary = run_all["out"], run_all["summary"]
-    expected_dirs = ["pretrain/train", "pretrain/valid", "finetune/train", "finetune/valid", "finetune/test",
-                     "retrieval/txt2img", "retrieval/img2txt"]
+    expected_dirs = [
+        "pretrain/train",
+        "pretrain/valid",
+        "finetune/train",
+        "finetune/valid",
+        "finetune/test",
+        "retrieval/txt2img",
+        "retrieval/img2txt",
+    ]
     for d in expected_dirs:
         assert os.path.exists(os.path.join(out, d, "part-00000-of-00001.tfrecord")), d
         meta = read_schema_json(os.path.join(out, d))
@@ -72,12 +80,27 @@ def test_outputs_exist_and_load_with_the_right_shapes(run_all):
     pre = _load(os.path.join(out, "pretrain/train"))
     n = summary["pretrain"]["examples"]["train"]
     assert n == 24 and len(pre["input_ids"]) == n  # 12 train images x (1 positive + 1 negative)
-    shapes = {"input_ids": 16, "masked_lm_positions": 3, "masked_lm_weights": 3, "img_feature_convert_rotation": F,
-              "img_feature_convert_jigsaw": 4 * F, "img_feature_convert_camouflage": 9 * F,
-              "img_feature_convert_grey_mask": 16 * F, "img_feature_convert_blank_mask": 25 * F, "image_mask": 55,
-              "img_loc_position_rotation": 5, "img_loc_position_jigsaw": 20, "img_loc_position_camouflage": 45,
-              "img_loc_position_grey_mask": 80, "img_loc_position_blank_mask": 125, "img_grey_lm_ids": 2,
-              "img_blank_lm_ids": 3, "img_grey_mask_gt": 2 * F, "nx_sent_labels": 1, "img_camouflage_gt": 1}
+    shapes = {
+        "input_ids": 16,
+        "masked_lm_positions": 3,
+        "masked_lm_weights": 3,
+        "img_feature_convert_rotation": F,
+        "img_feature_convert_jigsaw": 4 * F,
+        "img_feature_convert_camouflage": 9 * F,
+        "img_feature_convert_grey_mask": 16 * F,
+        "img_feature_convert_blank_mask": 25 * F,
+        "image_mask": 55,
+        "img_loc_position_rotation": 5,
+        "img_loc_position_jigsaw": 20,
+        "img_loc_position_camouflage": 45,
+        "img_loc_position_grey_mask": 80,
+        "img_loc_position_blank_mask": 125,
+        "img_grey_lm_ids": 2,
+        "img_blank_lm_ids": 3,
+        "img_grey_mask_gt": 2 * F,
+        "nx_sent_labels": 1,
+        "img_camouflage_gt": 1,
+    }
     for name, length in shapes.items():
         assert pre[name].shape == (n, length), name
     assert (pre["image_mask"] == 1).all()
@@ -87,8 +110,9 @@ def test_outputs_exist_and_load_with_the_right_shapes(run_all):
         subcats = json.load(f)
     assert subcats == {"jeans": 0, "shirts": 1, "t-shirts": 2}
     by_id = {p["product_id"]: p for p in run_all["products"]}
-    for pid, sub, sub_id in zip(_strings(fine["text_prod_id"]), _strings(fine["img_subcategory"]),
-                                fine["img_subcategory_id"][:, 0]):
+    for pid, sub, sub_id in zip(
+        _strings(fine["text_prod_id"]), _strings(fine["img_subcategory"]), fine["img_subcategory_id"][:, 0]
+    ):
         assert by_id[pid]["subcategory"] == sub and subcats[sub] == sub_id
     assert not os.path.exists(os.path.join(out, "pretrain/test"))  # test products are held out of pretraining
     with open(os.path.join(out, "rejected.tsv")) as f:
@@ -107,22 +131,31 @@ def test_pretraining_labels_match_their_transformations(run_all, extractor):
     by_id = {p["product_id"]: p for p in run_all["products"]}
     for e in range(len(pre["input_ids"])):
         j = blank_to_fine[pre["img_feature_convert_blank_mask"][e].tobytes()]
-        base = np.concatenate([fine[f"img_feature_convert_{lv}"][j].reshape(-1, F)
-                               for lv in ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask")])
-        feats = np.concatenate([pre[f"img_feature_convert_{lv}"][e].reshape(-1, F)
-                                for lv in ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask")])
+        base = np.concatenate(
+            [
+                fine[f"img_feature_convert_{lv}"][j].reshape(-1, F)
+                for lv in ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask")
+            ]
+        )
+        feats = np.concatenate(
+            [
+                pre[f"img_feature_convert_{lv}"][e].reshape(-1, F)
+                for lv in ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask")
+            ]
+        )
         for lv in ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask"):
             np.testing.assert_array_equal(pre[f"img_loc_position_{lv}"][e], fine[f"img_loc_position_{lv}"][j])
         # rotation: the feature is that of the level-1 crop turned by the label
         k = int(pre["img_rotate_gt"][e, 0])
         labels["rot"].add(k)
-        image = loader.load(os.path.join(run_all["root"], by_id[_strings(fine["text_prod_id"][j:j + 1])[0]]
-                                         ["images"][0])).image
+        image = loader.load(
+            os.path.join(run_all["root"], by_id[_strings(fine["text_prod_id"][j : j + 1])[0]]["images"][0])
+        ).image
         crop = patcher(image).crop(ROT)
         np.testing.assert_allclose(feats[ROT], extractor(rotate_crop(crop, k)[None])[0], rtol=1e-5, atol=1e-5)
         # jigsaw: slot i shows cell perm[i]
         perm = JIGSAW_PERMUTATIONS[int(pre["img_jigsaw_gt"][e, 0])]
-        np.testing.assert_array_equal(feats[JIG:JIG + 4], base[[JIG + p for p in perm]])
+        np.testing.assert_array_equal(feats[JIG : JIG + 4], base[[JIG + p for p in perm]])
         # camouflage: only the labelled slot differs
         slot = int(pre["img_camouflage_gt"][e, 0])
         labels["cam"].add(slot)
@@ -174,9 +207,9 @@ def test_retrieval_sets_structure_and_order(run_all):
             assert all(by_id[o]["subcategory"] == query["subcategory"] for o in others)
             assert s["negative_tiers"] == {"subcategory": 3}
             for c in cands:  # the shard follows the sets file, query by query
-                assert _strings(data["text_prod_id"][row:row + 1])[0] == c["text_prod_id"]
-                assert _strings(data["image_prod_id"][row:row + 1])[0] == c["image_prod_id"]
-                assert _strings(data["prod_img_id"][row:row + 1])[0] == c["prod_img_id"]
+                assert _strings(data["text_prod_id"][row : row + 1])[0] == c["text_prod_id"]
+                assert _strings(data["image_prod_id"][row : row + 1])[0] == c["image_prod_id"]
+                assert _strings(data["prod_img_id"][row : row + 1])[0] == c["prod_img_id"]
                 assert int(data["nx_sent_labels"][row, 0]) == c["label"]
                 row += 1
         assert summary[direction]["queries"]["written"] == 4 and summary["notes"] == []
@@ -213,8 +246,10 @@ def test_determinism_sharding_and_reruns(run_all, tokenizer, extractor, tmp_path
     assert _all_files(again) == first  # same seed: byte-identical shards, sets and label maps
     other_seed = str(tmp_path / "seed")
     _run(tokenizer, extractor, catalog, other_seed, seed=8, task="pretrain")
-    assert _all_files(other_seed)["pretrain/train/part-00000-of-00001.tfrecord"] != \
-        first["pretrain/train/part-00000-of-00001.tfrecord"]
+    assert (
+        _all_files(other_seed)["pretrain/train/part-00000-of-00001.tfrecord"]
+        != first["pretrain/train/part-00000-of-00001.tfrecord"]
+    )
 
     # two shards hold exactly the examples of one run, whichever machine made them
     sharded = str(tmp_path / "sharded")
@@ -239,8 +274,17 @@ def test_determinism_sharding_and_reruns(run_all, tokenizer, extractor, tmp_path
     assert os.stat(shard).st_mtime_ns == before
     with pytest.raises(ShardSettingsMismatch, match="pretrain.*--overwrite"):
         _run(tokenizer, extractor, catalog, sharded, num_shards=2, shard_index=0, neg_ratio=2)
-    _run(tokenizer, extractor, catalog, sharded, num_shards=2, shard_index=0, neg_ratio=2, overwrite=True,
-         task="pretrain")
+    _run(
+        tokenizer,
+        extractor,
+        catalog,
+        sharded,
+        num_shards=2,
+        shard_index=0,
+        neg_ratio=2,
+        overwrite=True,
+        task="pretrain",
+    )
     assert os.stat(shard).st_mtime_ns != before
     # a shard whose output vanished is redone even though its marker exists
     os.remove(os.path.join(sharded, "finetune/test/part-00001-of-00002.tfrecord"))
@@ -260,15 +304,15 @@ def test_bad_images_and_records_each_get_a_reason(tmp_path, tokenizer, extractor
     with open(os.path.join(img, "corrupt.jpg"), "wb") as f:
         f.write(b"\xff\xd8\xff\xe0 definitely not a jpeg")
     extra = [
-        {"product_id": "good", "images": ["images/grey.png", "images/cmyk.jpg", "images/rgba.png",
-                                          "images/huge.png"]},
+        {"product_id": "good", "images": ["images/grey.png", "images/cmyk.jpg", "images/rgba.png", "images/huge.png"]},
         {"product_id": "mixed", "images": ["images/missing.png", "images/p0000_0.png"]},
         {"product_id": "lost", "images": ["images/tiny.png", "images/corrupt.jpg", "images/nothere.jpg"]},
     ]
     with open(catalog, "a") as f:
         for e in extra:
-            e.update({"text": f"{e['product_id']} jacket", "category": "tops", "subcategory": "shirts",
-                      "split": "train"})
+            e.update(
+                {"text": f"{e['product_id']} jacket", "category": "tops", "subcategory": "shirts", "split": "train"}
+            )
             f.write(json.dumps(e) + "\n")
         f.write(json.dumps(products[2]) + "\n")  # duplicate id, line 10
         f.write('{"product_id": "broken", "images": []}\n')  # line 11
@@ -284,18 +328,35 @@ def test_bad_images_and_records_each_get_a_reason(tmp_path, tokenizer, extractor
     assert reasons[("lost", "images/corrupt.jpg")][2].startswith("corrupt or unreadable image")
     assert reasons[("lost", "images/nothere.jpg")][2] == "missing file"
     assert reasons[("lost", "")][1:] == ("product", "no usable image: every image of the product was rejected")
-    assert reasons[("p0002", "")] == ("catalog.jsonl:10", "catalog",
-                                      "duplicate product_id (first occurrence at line 3)")
+    assert reasons[("p0002", "")] == (
+        "catalog.jsonl:10",
+        "catalog",
+        "duplicate product_id (first occurrence at line 3)",
+    )
     assert reasons[("", "")][0] == "catalog.jsonl:11" and "field 'text'" in reasons[("", "")][2]
     assert len(rows) == 7
     conv = summary["finetune"]["images"]["conversions"]
     assert conv == {"alpha->rgb": 1, "cmyk->rgb": 1, "downscaled": 1, "greyscale->rgb": 1}
     fine = _load(os.path.join(out, "finetune/train"))
     ids = _strings(fine["prod_img_id"])
-    assert ids == ["p0000_0", "p0001_0", "p0002_0", "p0003_0", "p0004_0", "p0005_0", "good_0", "good_1", "good_2",
-                   "good_3", "mixed_1"]
-    assert summary["rejected"]["by_stage_and_reason"]["image"] == {"corrupt or unreadable image": 1, "missing file": 2,
-                                                                   "too small": 1}
+    assert ids == [
+        "p0000_0",
+        "p0001_0",
+        "p0002_0",
+        "p0003_0",
+        "p0004_0",
+        "p0005_0",
+        "good_0",
+        "good_1",
+        "good_2",
+        "good_3",
+        "mixed_1",
+    ]
+    assert summary["rejected"]["by_stage_and_reason"]["image"] == {
+        "corrupt or unreadable image": 1,
+        "missing file": 2,
+        "too small": 1,
+    }
 
 
 def test_cli_csv_catalog_and_alignments(tmp_path):
@@ -303,13 +364,34 @@ def test_cli_csv_catalog_and_alignments(tmp_path):
     align = tmp_path / "align.jsonl"
     with open(align, "w") as f:
         for p in products:
-            f.write(json.dumps({"product_id": p["product_id"], "image": 0,
-                                "alignments": [{"token": "collar", "level": 4, "patch": 2},
-                                               {"token": "sleeves", "level": 5, "patch": 7},
-                                               {"token": "striped", "level": 3, "patch": 1}]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "product_id": p["product_id"],
+                        "image": 0,
+                        "alignments": [
+                            {"token": "collar", "level": 4, "patch": 2},
+                            {"token": "sleeves", "level": 5, "patch": 7},
+                            {"token": "striped", "level": 3, "patch": 1},
+                        ],
+                    }
+                )
+                + "\n"
+            )
     out = str(tmp_path / "out")
-    assert main(small_args(catalog, out, task="pretrain,retrieval", alignments=str(align), whole_word_mask=True,
-                           retrieval_split="valid")) == 0
+    assert (
+        main(
+            small_args(
+                catalog,
+                out,
+                task="pretrain,retrieval",
+                alignments=str(align),
+                whole_word_mask=True,
+                retrieval_split="valid",
+            )
+        )
+        == 0
+    )
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     # the four valid products are in four subcategories: negatives come from wider tiers, and the summary says so
@@ -325,8 +407,10 @@ def test_cli_csv_catalog_and_alignments(tmp_path):
         assert s["negative_tiers"].get("category", 0) == same_category
         assert s["negative_tiers"].get("split", 0) == 3 - same_category  # the valid split holds only 4 products
     notes = summary["retrieval"]["notes"]
-    assert notes == ["txt2img: 4 of 4 queries took negatives beyond their subcategory (too few products in it)",
-                     "img2txt: 4 of 4 queries took negatives beyond their subcategory (too few products in it)"]
+    assert notes == [
+        "txt2img: 4 of 4 queries took negatives beyond their subcategory (too few products in it)",
+        "img2txt: 4 of 4 queries took negatives beyond their subcategory (too few products in it)",
+    ]
     stats = summary["pretrain"]["alignment"]
     assert stats["examples"] == 8 and stats["pairs"] == 24 and stats["unmatched"] == 0
     assert stats["token_side"] + stats["patch_side"] + stats["skipped"] == 24 and stats["patch_side"] > 0

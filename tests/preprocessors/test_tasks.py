@@ -8,8 +8,15 @@ from PIL import Image
 
 from kaleido_tf.preprocessors.example_builder import extra_crops, pretrain_features, transformed_crops
 from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS, NUM_PATCHES, KaleidoPatchGenerator
-from kaleido_tf.preprocessors.kaleido_tasks import (JIGSAW_PERMUTATIONS, KaleidoTaskPlan, KaleidoTaskSampler,
-                                                    apply_jigsaw, grey_crop, rotate_crop, undo_jigsaw)
+from kaleido_tf.preprocessors.kaleido_tasks import (
+    JIGSAW_PERMUTATIONS,
+    KaleidoTaskPlan,
+    KaleidoTaskSampler,
+    apply_jigsaw,
+    grey_crop,
+    rotate_crop,
+    undo_jigsaw,
+)
 from kaleido_tf.preprocessors.pixel_extractor import PixelStatsPatchExtractor
 
 ROT, JIG, CAM, GREY, BLANK = LEVEL_OFFSETS
@@ -57,8 +64,14 @@ def test_grey_crop_is_grey_luma():
 
 
 def _plan(rotation=2, jigsaw=9, slot=4, grey=(1, 7), blank=(0, 5, 24)):
-    return KaleidoTaskPlan(rotation=rotation, jigsaw=jigsaw, camouflage_slot=slot,
-                           camouflage_label=9 if slot is None else slot, grey_ids=grey, blank_ids=blank)
+    return KaleidoTaskPlan(
+        rotation=rotation,
+        jigsaw=jigsaw,
+        camouflage_slot=slot,
+        camouflage_label=9 if slot is None else slot,
+        grey_ids=grey,
+        blank_ids=blank,
+    )
 
 
 def test_features_follow_the_transformed_crops():
@@ -77,9 +90,10 @@ def test_features_follow_the_transformed_crops():
     # rotation: turning the shown crop back gives the original
     np.testing.assert_array_equal(np.rot90(shown[ROT], -plan.rotation), base[ROT])
     # jigsaw: undoing the permutation restores the original order of crops and of features
-    np.testing.assert_array_equal(np.stack(undo_jigsaw(list(shown[JIG:JIG + 4]), plan.jigsaw)), base[JIG:JIG + 4])
-    np.testing.assert_allclose(np.stack(undo_jigsaw(list(feats[JIG:JIG + 4]), plan.jigsaw)), base_f[JIG:JIG + 4],
-                               rtol=1e-6)
+    np.testing.assert_array_equal(np.stack(undo_jigsaw(list(shown[JIG : JIG + 4]), plan.jigsaw)), base[JIG : JIG + 4])
+    np.testing.assert_allclose(
+        np.stack(undo_jigsaw(list(feats[JIG : JIG + 4]), plan.jigsaw)), base_f[JIG : JIG + 4], rtol=1e-6
+    )
     # camouflage: only the labelled slot differs, and it holds the donor crop
     differs = [not np.array_equal(shown[CAM + i], base[CAM + i]) for i in range(9)]
     assert differs == [i == plan.camouflage_label for i in range(9)]
@@ -103,7 +117,7 @@ def test_no_rotation_and_no_camouflage_need_no_extra_crops():
     assert len(extra) == 2 and "rotation" not in where and "donor" not in where
     ext = PixelStatsPatchExtractor(crop_size=16, feature_size=6)
     feats, _ = pretrain_features(ext(base), plan, ext(np.stack(extra)), where)
-    np.testing.assert_allclose(feats[CAM:CAM + 9], ext(base)[CAM:CAM + 9], rtol=1e-6)
+    np.testing.assert_allclose(feats[CAM : CAM + 9], ext(base)[CAM : CAM + 9], rtol=1e-6)
     with pytest.raises(ValueError, match="donor"):
         extra_crops(base, _plan(slot=3), None)
 
@@ -130,8 +144,7 @@ def test_sampler_none_class_forced_and_protected():
     plans = [sampler.sample(rng) for _ in range(2000)]
     none = [p for p in plans if p.camouflage_label == 9]
     assert all(p.camouflage_slot is None for p in none) and 0.06 < len(none) / len(plans) < 0.14
-    forced = sampler.sample(rng, forced={3: [6], 4: [11], 5: [2, 20, 7, 9]},
-                            protected={4: {0, 1, 2}, 5: set()})
+    forced = sampler.sample(rng, forced={3: [6], 4: [11], 5: [2, 20, 7, 9]}, protected={4: {0, 1, 2}, 5: set()})
     assert forced.camouflage_slot == 6 and 11 in forced.grey_ids and set(forced.blank_ids) == {2, 7, 20}
     for _ in range(200):
         p = sampler.sample(rng, protected={3: set(range(8)), 4: set(range(14)), 5: set(range(22))})

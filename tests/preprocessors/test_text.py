@@ -9,8 +9,10 @@ import pytest
 from kaleido_tf.preprocessors.masked_lm import MaskedLmSampler
 from kaleido_tf.preprocessors.text_tokenizer import build_tokenizer
 
-TEXT = ("Slim-fit striped cotton T-shirt with a ribbed crew neck, short sleeves and an unbelievably soft "
-        "organic jersey finish in navy blue and white")
+TEXT = (
+    "Slim-fit striped cotton T-shirt with a ribbed crew neck, short sleeves and an unbelievably soft "
+    "organic jersey finish in navy blue and white"
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +48,25 @@ def test_vocab_without_specials_is_an_error(tmp_path):
 def test_sentencepiece_tokenizer(tmp_path):
     import sentencepiece as spm
 
-    corpus = ["red striped shirt with long sleeves", "blue denim jeans slim fit",
-              "white leather sneakers with laces"] * 30
+    corpus = [
+        "red striped shirt with long sleeves",
+        "blue denim jeans slim fit",
+        "white leather sneakers with laces",
+    ] * 30
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_writer=model, vocab_size=60,
-                                   user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"], pad_id=0, pad_piece="[PAD]",
-                                   unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2, hard_vocab_limit=False)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus),
+        model_writer=model,
+        vocab_size=60,
+        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        pad_id=0,
+        pad_piece="[PAD]",
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        minloglevel=2,
+        hard_vocab_limit=False,
+    )
     path = tmp_path / "m.model"
     path.write_bytes(model.getvalue())
     tok = build_tokenizer("sentencepiece", spm_model=str(path))
@@ -59,7 +74,7 @@ def test_sentencepiece_tokenizer(tmp_path):
     enc = tok.encode("Red shirt with laces", 24)
     n = enc.num_tokens
     assert enc.input_ids[0] == 2 and enc.input_ids[n - 1] == 3 and (enc.input_ids[n:] == 0).all()
-    words = enc.word_ids[1:n - 1]
+    words = enc.word_ids[1 : n - 1]
     assert words[0] == 0 and words[-1] == 3 and (np.diff(words) >= 0).all()  # four words, in order
     assert set(tok.random_token_ids.tolist()).isdisjoint({0, 1, 2, 3, 4})
     # lower_case is off by default for SentencePiece: capitals are other pieces
@@ -119,7 +134,7 @@ def test_whole_word_masking_keeps_words_whole(tok):
     rng = np.random.default_rng(2)
     for _ in range(300):
         res = sampler.sample(enc, rng)
-        pos = set(res.positions[:res.num_predictions].tolist())
+        pos = set(res.positions[: res.num_predictions].tolist())
         assert pos
         for w in set(enc.word_ids[list(pos)].tolist()):
             assert set(np.flatnonzero(enc.word_ids == w).tolist()) <= pos
@@ -131,7 +146,7 @@ def test_forced_and_protected_groups(tok):
     rng = np.random.default_rng(3)
     for _ in range(200):
         res = sampler.sample(enc, rng, forced_groups=[[5, 6], [9]], protected={1, 2, 3, 4})
-        pos = set(res.positions[:res.num_predictions].tolist())
+        pos = set(res.positions[: res.num_predictions].tolist())
         assert {5, 6, 9} <= pos and not pos & {1, 2, 3, 4} and len(pos) == 4
     # a forced group that does not fit is skipped
     res = MaskedLmSampler(tok, max_predictions=2).sample(enc, rng, forced_groups=[[5, 6, 7]])

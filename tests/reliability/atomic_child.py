@@ -54,9 +54,11 @@ def main(argv):
 
     def rename(src, dst):
         real_rename(src, dst)
-        if ((kill_at == "after_tmp_to_new" and dst.endswith(".new"))
-                or (kill_at == "after_path_to_old" and dst.endswith(".old"))
-                or (kill_at == "after_new_to_path" and src.endswith(".new"))):
+        if (
+            (kill_at == "after_tmp_to_new" and dst.endswith(".new"))
+            or (kill_at == "after_path_to_old" and dst.endswith(".old"))
+            or (kill_at == "after_new_to_path" and src.endswith(".new"))
+        ):
             _die()
 
     os.rename = rename

@@ -12,16 +12,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def child_env(**extra):
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERAS_BACKEND": "tensorflow",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.update(extra)
     return env
 
 
 def start(argv, cwd=None, **env):
     """Starts `python argv...` with the repository importable; output goes to a pipe."""
-    return subprocess.Popen([sys.executable, *argv], cwd=cwd or ROOT, env=child_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=cwd or ROOT,
+        env=child_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(process, timeout=300):
@@ -36,7 +47,7 @@ def run(argv, cwd=None, timeout=300, **env):
 
 def new_rng():
     """A random generator with a fresh seed, and the seed (tests print it so a failure can be replayed)."""
-    seed = int(os.environ.get("KALEIDO_KILL_SEED") or random.SystemRandom().randrange(2 ** 31))
+    seed = int(os.environ.get("KALEIDO_KILL_SEED") or random.SystemRandom().randrange(2**31))
     return random.Random(seed), seed
 
 
@@ -79,8 +90,11 @@ def tree_fingerprint(path):
     """{relative path: sha256} of every file under `path` (None when `path` does not exist)."""
     if not os.path.exists(path):
         return None
-    return {os.path.relpath(os.path.join(d, f), path): file_digest(os.path.join(d, f))
-            for d, _, files in os.walk(path) for f in files}
+    return {
+        os.path.relpath(os.path.join(d, f), path): file_digest(os.path.join(d, f))
+        for d, _, files in os.walk(path)
+        for f in files
+    }
 
 
 def hidden_entries(directory):

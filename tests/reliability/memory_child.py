@@ -49,8 +49,11 @@ def main(argv):
         assert index.record_at(int(pos)).product_id
     reader.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"products": len(index), "located": located, "peak_rss_mb": peak / 1024,
-                      "baseline_rss_mb": baseline / 1024}))
+    print(
+        json.dumps(
+            {"products": len(index), "located": located, "peak_rss_mb": peak / 1024, "baseline_rss_mb": baseline / 1024}
+        )
+    )
     return 0
 
 

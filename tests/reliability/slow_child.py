@@ -31,7 +31,7 @@ def slow_down(target, seconds):
 
 def main(argv):
     split = argv.index("--")
-    options, (module_name, *args) = argv[:split], argv[split + 1:]
+    options, (module_name, *args) = argv[:split], argv[split + 1 :]
     if len(options) % 2 or any(flag != "--slow" for flag in options[::2]):
         raise SystemExit(f"expected --slow MODULE:QUALNAME=SECONDS pairs before '--', got {options}")
     for spec in options[1::2]:

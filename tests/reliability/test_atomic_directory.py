@@ -33,8 +33,9 @@ def _kill_child(path, kill_at, no_exchange):
     argv = [sys.executable, "-m", "tests.reliability.atomic_child", str(path), "new", kill_at]
     if no_exchange:
         argv.append("--no_exchange")
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": ROOT})
+    done = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": ROOT}
+    )
     if done.returncode == 1 and "no atomic exchange" in done.stderr:
         pytest.skip("this file system has no atomic exchange (the rename fallback is tested separately)")
     return done
@@ -106,8 +107,9 @@ def test_live_writers_temporaries_are_left_alone(tmp_path):
         assert os.path.isdir(tmp)
     assert _state(path) == "old" and _leftovers(tmp_path) == []
 
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(finished.stdout)  # a process of this machine that has ended
     other_host = "0" * 8 if _host_tag() != "0" * 8 else "1" * 8
     mine = tmp_path / f".shared.{dead_pid}@{_host_tag()}-abc.tmp"

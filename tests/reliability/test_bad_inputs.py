@@ -45,14 +45,21 @@ def _argparse_main(module_name):
     return importlib.import_module(module_name).main
 
 
-@pytest.mark.parametrize("module, argv", [
-    ("kaleido_tf.preprocessors.cli", ["--catalog", "c.jsonl", "--output_dir", "o", "--feature_extracter", "pixels"]),
-    ("kaleido_tf.export.cli", ["--model", "m", "--export_dir", "e", "--versoin", "2"]),
-    ("kaleido_tf.datasets.csv2tfrecord", ["--input_fp", "l", "--input_schema", "pretrain", "--output_dir", "o",
-                                          "--shards", "4"]),
-])
-def test_unknown_flags_of_the_argparse_tools_exit_2_naming_the_flag(module, argv, capsys, tmp_path,
-                                                                     monkeypatch):
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        (
+            "kaleido_tf.preprocessors.cli",
+            ["--catalog", "c.jsonl", "--output_dir", "o", "--feature_extracter", "pixels"],
+        ),
+        ("kaleido_tf.export.cli", ["--model", "m", "--export_dir", "e", "--versoin", "2"]),
+        (
+            "kaleido_tf.datasets.csv2tfrecord",
+            ["--input_fp", "l", "--input_schema", "pretrain", "--output_dir", "o", "--shards", "4"],
+        ),
+    ],
+)
+def test_unknown_flags_of_the_argparse_tools_exit_2_naming_the_flag(module, argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
         _argparse_main(module)(argv)
@@ -92,7 +99,7 @@ BATCH = 3
 
 def _golden_data():
     golden = np.load(os.path.join(GOLDEN, "tiny", "golden.npz"))
-    feats = {k[len("input/"):]: golden[k] for k in golden.files if k.startswith("input/")}
+    feats = {k[len("input/") :]: golden[k] for k in golden.files if k.startswith("input/")}
     return {k: np.concatenate([v, v[::-1], np.roll(v, 1, axis=0)]) for k, v in feats.items()}
 
 
@@ -104,8 +111,15 @@ def _dataset_fn(context):
 def _trainer(model_dir, steps=4, **kwargs):
     config = KaleidoBERTConfig.from_json_file(os.path.join(GOLDEN, "tiny", "config.json"))
     keras.utils.set_random_seed(3)
-    return Trainer(PretrainTask(config), str(model_dir), learning_rate=1e-3, train_steps=steps, progress=False,
-                   log_steps=100, **kwargs)
+    return Trainer(
+        PretrainTask(config),
+        str(model_dir),
+        learning_rate=1e-3,
+        train_steps=steps,
+        progress=False,
+        log_steps=100,
+        **kwargs,
+    )
 
 
 def _truncate(path):
@@ -126,9 +140,11 @@ def test_damaged_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
 
     second = _trainer(tmp_path / "run", save_steps=1)
     message = second.initialize()
-    assert message.startswith(f"resumed from {tmp_path / 'run' / 'ckpt-2'} at step 2; skipped the newer "
-                              f"checkpoint(s) that are truncated, corrupt or do not match the model: "
-                              f"{tmp_path / 'run' / 'ckpt-3'} ("), message
+    assert message.startswith(
+        f"resumed from {tmp_path / 'run' / 'ckpt-2'} at step 2; skipped the newer "
+        f"checkpoint(s) that are truncated, corrupt or do not match the model: "
+        f"{tmp_path / 'run' / 'ckpt-3'} ("
+    ), message
     assert second.global_step == 2
     for v in second.model.weights:  # the weights of the good checkpoint
         np.testing.assert_array_equal(v.numpy(), at_step_2[v.path], err_msg=v.path)
@@ -136,8 +152,11 @@ def test_damaged_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
     for name in os.listdir(tmp_path / "run"):
         if name.startswith("ckpt-") and name.endswith(".index"):
             (tmp_path / "run" / name).write_bytes(b"")
-    with pytest.raises(CheckpointError, match=r"cannot resume from any checkpoint in .*run: each is truncated, "
-                                              r"corrupt or does not match the model: .*ckpt-3 \(.*ckpt-2 \("):
+    with pytest.raises(
+        CheckpointError,
+        match=r"cannot resume from any checkpoint in .*run: each is truncated, "
+        r"corrupt or does not match the model: .*ckpt-3 \(.*ckpt-2 \(",
+    ):
         _trainer(tmp_path / "run").initialize()
 
 
@@ -147,13 +166,15 @@ def test_seeded_training_input_is_reproducible_and_resumable(tmp_path, reader):
     schema = Schema.parse(TINY_SCHEMA)
     list_file, _ = make_bundle(tmp_path / "bundle", schema, 40, num_files=4)
     if reader == "tfrecord":
-        convert_bundles(list_file, schema, tmp_path / "shards", num_shards=4, progress=False, expected_lengths=None,
-                        num_workers=1)
+        convert_bundles(
+            list_file, schema, tmp_path / "shards", num_shards=4, progress=False, expected_lengths=None, num_workers=1
+        )
 
     def make(seed):
         if reader == "bundle":
-            return make_bundle_dataset(list_file, schema, 4, training=True, seed=seed, shuffle_buffer=8,
-                                       expected_lengths=None)
+            return make_bundle_dataset(
+                list_file, schema, 4, training=True, seed=seed, shuffle_buffer=8, expected_lengths=None
+            )
         return make_tfrecord_dataset(str(tmp_path / "shards"), 4, training=True, seed=seed, shuffle_buffer=8)
 
     def uids(dataset, count):
@@ -177,21 +198,22 @@ def test_unclosed_csv_quote_and_overlong_record_are_errors_at_their_line(tmp_pat
     with open(path, "w") as f:
         f.write("product_id,images,text,category,subcategory\n")
         for i in range(2000):
-            text = '"a shirt, the ""classic"" cut' + ('' if i == 1 else '"')  # line 3 never closes its quote
+            text = '"a shirt, the ""classic"" cut' + ("" if i == 1 else '"')  # line 3 never closes its quote
             f.write(f"p{i},a.jpg,{text},tops,shirts\n")
     items = list(CatalogReader(str(path)).scan())
     errors = [item for item in items if not hasattr(item, "product_id")]
-    assert [str(e) for e in errors] == [f"{path}:3: a quoted field is never closed (an unbalanced '\"') before "
-                                        f"the end of the file"]
-    assert [item.product_id for item in items if hasattr(item, "product_id")] == \
-        [f"p{i}" for i in range(2000) if i != 1]
+    assert [str(e) for e in errors] == [
+        f"{path}:3: a quoted field is never closed (an unbalanced '\"') before the end of the file"
+    ]
+    assert [item.product_id for item in items if hasattr(item, "product_id")] == [
+        f"p{i}" for i in range(2000) if i != 1
+    ]
     index = CatalogIndex.build(CatalogReader(str(path)), SplitSettings(), bad_records="reject", progress=False)
     assert len(index) == 1999 and [e.line for e in index.catalog_errors] == [3]
 
     jsonl = tmp_path / "catalog.jsonl"
     good = '{"product_id": "p%d", "images": ["a.jpg"], "text": "shirt", "category": "tops", "subcategory": "s"}\n'
-    jsonl.write_text(good % 0 + '{"product_id": "huge", "text": "' + "x" * (MAX_RECORD_BYTES + 10) + '"}\n'
-                     + good % 2)
+    jsonl.write_text(good % 0 + '{"product_id": "huge", "text": "' + "x" * (MAX_RECORD_BYTES + 10) + '"}\n' + good % 2)
     items = list(CatalogReader(str(jsonl)).scan())
     assert str(items[1]) == f"{jsonl}:2: the record is longer than {MAX_RECORD_BYTES} bytes"
     assert [items[0].product_id, items[2].product_id, items[2].line] == ["p0", "p2", 3]

@@ -28,8 +28,11 @@ def _rows():
 def _test_functions(path):
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
         tree = ast.parse(f.read(), filename=path)
-    return {node.name for node in tree.body
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_")}
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_")
+    }
 
 
 def test_every_row_names_tests_that_exist():
@@ -56,5 +59,5 @@ def test_every_reliability_test_backs_a_row():
 def test_the_readme_links_the_table():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         readme = f.read()
-    failures = readme[readme.index("## Failures"):]
+    failures = readme[readme.index("## Failures") :]
     assert "docs/failures.md" in failures

@@ -53,10 +53,18 @@ def test_killed_conversion_leaves_old_or_complete_new(sources):
     convert_tf1_checkpoint(a, str(out))
     assert tree_fingerprint(out) == expected["A"]
     # Slow the checkpoint write and the final swap, so random kills land before, inside and after them.
-    command = ["-m", "tests.reliability.slow_child",
-               "--slow", "kaleido_tf.convert.tf1_converter:write_name_based_checkpoint=0.4",
-               "--slow", "kaleido_tf.utils.io:_install=0.4", "--",
-               "kaleido_tf.convert.cli", f"--tf1_checkpoint={b}", f"--output_dir={out}"]
+    command = [
+        "-m",
+        "tests.reliability.slow_child",
+        "--slow",
+        "kaleido_tf.convert.tf1_converter:write_name_based_checkpoint=0.4",
+        "--slow",
+        "kaleido_tf.utils.io:_install=0.4",
+        "--",
+        "kaleido_tf.convert.cli",
+        f"--tf1_checkpoint={b}",
+        f"--output_dir={out}",
+    ]
     rng, seed = new_rng()
     seen = []
     for _ in range(3):
@@ -107,9 +115,22 @@ def test_killed_export_leaves_old_or_complete_new(sources):
     assert isinstance(old, list) and len(old) > 70
 
     # Replace version 1 with model B in a child killed at a random moment around the final swap.
-    command = ["-m", "tests.reliability.slow_child", "--slow", "kaleido_tf.utils.io:_install=0.5", "--",
-               "kaleido_tf.export.cli", "--model", b, "--export_dir", str(export_dir), "--version", "1",
-               "--overwrite", "--no-text_signatures"]
+    command = [
+        "-m",
+        "tests.reliability.slow_child",
+        "--slow",
+        "kaleido_tf.utils.io:_install=0.5",
+        "--",
+        "kaleido_tf.export.cli",
+        "--model",
+        b,
+        "--export_dir",
+        str(export_dir),
+        "--version",
+        "1",
+        "--overwrite",
+        "--no-text_signatures",
+    ]
     rng, seed = new_rng()
     code, output, delay = kill_at_random(command, _ready(export_dir, "1"), 1.5, rng)
     where = f"(kill seed {seed}, {delay:.2f} s after the temporary directory appeared, exit {code})"
@@ -117,8 +138,9 @@ def test_killed_export_leaves_old_or_complete_new(sources):
     after_kill = _export_weights(version_dir)
     assert sorted(os.listdir(export_dir)) == sorted(["1"] + hidden_entries(export_dir))  # version 1 only
 
-    export_saved_model(kaleido_tf.from_pretrained(b), str(export_dir), version=1, overwrite=True,
-                       text_signatures=False)  # the next run
+    export_saved_model(
+        kaleido_tf.from_pretrained(b), str(export_dir), version=1, overwrite=True, text_signatures=False
+    )  # the next run
     new = _export_weights(version_dir)
     assert isinstance(new, list) and new != old
     assert after_kill in (old, new), f"{after_kill if isinstance(after_kill, str) else 'other weights'} {where}"

@@ -18,8 +18,15 @@ from tests.reliability.helpers import kill_at_random, new_rng, run
 
 pytestmark = pytest.mark.slow
 
-SHARD_DIRS = ("pretrain/train", "pretrain/valid", "finetune/train", "finetune/valid", "finetune/test",
-              "retrieval/txt2img", "retrieval/img2txt")
+SHARD_DIRS = (
+    "pretrain/train",
+    "pretrain/valid",
+    "finetune/train",
+    "finetune/valid",
+    "finetune/test",
+    "retrieval/txt2img",
+    "retrieval/img2txt",
+)
 # Every example written sleeps a little, so that the main and retrieval passes last a few seconds.
 SLOW_WRITES = ["--slow", "kaleido_tf.datasets.tfrecord_writer:TFRecordShardWriter.write=0.01"]
 
@@ -69,8 +76,14 @@ def test_killed_preprocessing_ends_with_every_example_exactly_once(tmp_path):
     assert all(count == 1 for c in expected.values() for count in c.values()), "examples must be distinct"
 
     out = str(tmp_path / "killed")
-    command = ["-m", "tests.reliability.slow_child", *SLOW_WRITES, "--", "kaleido_tf.preprocessors.cli",
-               *small_args(catalog, out)]
+    command = [
+        "-m",
+        "tests.reliability.slow_child",
+        *SLOW_WRITES,
+        "--",
+        "kaleido_tf.preprocessors.cli",
+        *small_args(catalog, out),
+    ]
     rng, seed = new_rng()
     ready = lambda: os.path.exists(os.path.join(out, "_shards", "rejected.catalog.tsv"))  # noqa: E731  index done
     kills = []
@@ -85,6 +98,7 @@ def test_killed_preprocessing_ends_with_every_example_exactly_once(tmp_path):
     assert code == 0, f"{where}\n{output[-3000:]}"
     got = decoded_examples(out)
     for sub in SHARD_DIRS:
-        assert got[sub] == expected[sub], f"{sub}: {sum(got[sub].values())} examples, expected " \
-                                          f"{sum(expected[sub].values())} {where}"
+        assert got[sub] == expected[sub], (
+            f"{sub}: {sum(got[sub].values())} examples, expected {sum(expected[sub].values())} {where}"
+        )
     assert _reports(out) == _reports(reference), where

@@ -25,16 +25,32 @@ def bundle(tmp_path_factory):
 
 
 def _command(list_file, schema, model_dir, *extra):
-    return ["-m", "kaleido_tf.apps.pretrain_main", "--mode=train", f"--train_input_fp={list_file}",
-            f"--input_schema={schema}", f"--pretrain_model_name_or_path={os.path.join(GOLDEN, 'tiny', 'model.ckpt-0')}",
-            "--input_sequence_length=16", "--train_batch_size=4", "--num_epochs=3", "--save_steps=1",
-            "--learning_rate=1e-3", "--seed=1", "--progress=false", f"--model_dir={model_dir}", *extra]
+    return [
+        "-m",
+        "kaleido_tf.apps.pretrain_main",
+        "--mode=train",
+        f"--train_input_fp={list_file}",
+        f"--input_schema={schema}",
+        f"--pretrain_model_name_or_path={os.path.join(GOLDEN, 'tiny', 'model.ckpt-0')}",
+        "--input_sequence_length=16",
+        "--train_batch_size=4",
+        "--num_epochs=3",
+        "--save_steps=1",
+        "--learning_rate=1e-3",
+        "--seed=1",
+        "--progress=false",
+        f"--model_dir={model_dir}",
+        *extra,
+    ]
 
 
 def _checkpoint_values(prefix):
     reader = tf.train.load_checkpoint(prefix)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
 
 
 def test_killed_training_resumes_to_the_uninterrupted_weights(bundle):
@@ -71,8 +87,9 @@ def test_diverging_run_stops_with_the_step_and_keeps_the_last_good_checkpoint(bu
     # No warmup and an absurd learning rate: the first update (step 1) is finite, the loss at step 2 is not.
     code, out = run(_command(list_file, schema, model_dir, "--learning_rate=1e38", "--warmup_ratio=0"))
     assert code == 2, out[-3000:]
-    assert f"error: the training loss became nan at step 2; stopped. The last good checkpoint is {model_dir}/ckpt-1" \
-        in out, out[-3000:]
+    assert (
+        f"error: the training loss became nan at step 2; stopped. The last good checkpoint is {model_dir}/ckpt-1" in out
+    ), out[-3000:]
     assert "Traceback" not in out
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-1")
     assert sorted(f for f in os.listdir(model_dir) if f.endswith(".index")) == ["ckpt-1.index"]

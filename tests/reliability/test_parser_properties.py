@@ -22,17 +22,19 @@ SOURCE = "bundle/part_007.tsv:42"
 # ---------------------------------------------------------------------------------------------- schemas
 _NAME = st.text(alphabet=string.ascii_letters + string.digits + "_.-é :,\t", min_size=0, max_size=8)
 _TYPE = st.one_of(st.sampled_from(["int", "float", "str", "base64", "INT", "double", ""]), st.text(max_size=5))
-_LENGTH = st.one_of(st.integers(-3, 5000).map(str), st.sampled_from(["", "0", "07", "1.5", "1e3", "x", " 4 ",
-                                                                        "9" * 30, "9" * 5000, "٣"]))
+_LENGTH = st.one_of(
+    st.integers(-3, 5000).map(str),
+    st.sampled_from(["", "0", "07", "1.5", "1e3", "x", " 4 ", "9" * 30, "9" * 5000, "٣"]),
+)
 
 
 @st.composite
 def _near_valid_schema(draw):
     items = draw(st.lists(st.tuples(_NAME, _TYPE, _LENGTH), min_size=0, max_size=6))
-    separators = draw(st.lists(st.sampled_from([":", "::", " : "]), min_size=len(items) * 2,
-                               max_size=len(items) * 2))
-    text = ",".join(f"{n}{separators[2 * i]}{t}{separators[2 * i + 1]}{length}"
-                    for i, (n, t, length) in enumerate(items))
+    separators = draw(st.lists(st.sampled_from([":", "::", " : "]), min_size=len(items) * 2, max_size=len(items) * 2))
+    text = ",".join(
+        f"{n}{separators[2 * i]}{t}{separators[2 * i + 1]}{length}" for i, (n, t, length) in enumerate(items)
+    )
     return text + draw(st.sampled_from(["", ",", " ", ",,x"]))
 
 
@@ -65,18 +67,41 @@ def test_schema_parse_near_valid_text(text):
 
 
 # ---------------------------------------------------------------------------------------------- lines
-SCHEMAS = [Schema.parse(s) for s in (
-    "ids:int:3,w:float:2,name:str:1",
-    "label:int:1",
-    "feat:float:4,mask:int:2",
-)]
+SCHEMAS = [
+    Schema.parse(s)
+    for s in (
+        "ids:int:3,w:float:2,name:str:1",
+        "label:int:1",
+        "feat:float:4,mask:int:2",
+    )
+]
 
 _NUMBER_TOKEN = st.one_of(
-    st.integers(-(2 ** 70), 2 ** 70).map(str),
+    st.integers(-(2**70), 2**70).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.floats(width=32, allow_nan=False, allow_infinity=False).map(lambda x: f"{x:.9g}"),
-    st.sampled_from(["", " ", "nan", "-inf", "Infinity", "1e39", "1_0", "0x10", "١", "1.5", " 7 ", "+3", "--1",
-                     "9" * 25, "9" * 5000, "AAAAAA==", "\x00", "é"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "nan",
+            "-inf",
+            "Infinity",
+            "1e39",
+            "1_0",
+            "0x10",
+            "١",
+            "1.5",
+            " 7 ",
+            "+3",
+            "--1",
+            "9" * 25,
+            "9" * 5000,
+            "AAAAAA==",
+            "\x00",
+            "é",
+        ]
+    ),
 )
 
 
@@ -132,10 +157,12 @@ def test_tsv_line_near_valid_input(case):
 
 
 @FAST
-@given(st.lists(st.integers(-(2 ** 63), 2 ** 63 - 1), min_size=3, max_size=3),
-       st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=2, max_size=2),
-       # Lone surrogates cannot occur in UTF-8 text read from a file.
-       st.text(alphabet=st.characters(blacklist_characters="\t\n\r", blacklist_categories=("Cs",)), max_size=10))
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=3, max_size=3),
+    st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=2, max_size=2),
+    # Lone surrogates cannot occur in UTF-8 text read from a file.
+    st.text(alphabet=st.characters(blacklist_characters="\t\n\r", blacklist_categories=("Cs",)), max_size=10),
+)
 def test_tsv_line_valid_values_round_trip(ids, weights, name):
     schema = SCHEMAS[0]
     assume(not name.endswith("\r"))
