@@ -15,7 +15,7 @@ class SelfAttention(keras.layers.Layer):
     Args:
         hidden_size: model width H.
         num_attention_heads: N; H must be divisible by N.
-        attention_dropout: dropout rate on the attention probabilities.
+        attention_probs_dropout_prob: dropout rate on the attention probabilities.
         initializer_range: stddev of the truncated-normal initialiser.
         fused_qkv: compute Q, K and V with one [H, 3H] matmul over the concatenated kernels (same weights,
             same variables; fewer, larger matmuls).
@@ -25,7 +25,7 @@ class SelfAttention(keras.layers.Layer):
         self,
         hidden_size,
         num_attention_heads,
-        attention_dropout=0.1,
+        attention_probs_dropout_prob=0.1,
         initializer_range=0.02,
         fused_qkv=False,
         **kwargs,
@@ -37,7 +37,7 @@ class SelfAttention(keras.layers.Layer):
             )
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
-        self.attention_dropout = attention_dropout
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.initializer_range = initializer_range
         self.fused_qkv = fused_qkv
         self.head_size = hidden_size // num_attention_heads
@@ -50,7 +50,9 @@ class SelfAttention(keras.layers.Layer):
         self.output_dense = dense(self.hidden_size, "output_dense", self.initializer_range, dtype=self.dtype_policy)
         for layer in (self.query, self.key, self.value, self.output_dense):
             layer.build(shape)
-        self.dropout = keras.layers.Dropout(self.attention_dropout, name="attention_probs_dropout")
+        self.dropout = keras.layers.Dropout(
+            self.attention_probs_dropout_prob, name="attention_probs_dropout", dtype=self.dtype_policy
+        )
         self.built = True
 
     def _project_qkv(self, x):
@@ -98,7 +100,7 @@ class SelfAttention(keras.layers.Layer):
         config.update(
             hidden_size=self.hidden_size,
             num_attention_heads=self.num_attention_heads,
-            attention_dropout=self.attention_dropout,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
             initializer_range=self.initializer_range,
             fused_qkv=self.fused_qkv,
         )

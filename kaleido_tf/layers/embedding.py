@@ -22,7 +22,7 @@ class TextEmbedding(keras.layers.Layer):
         hidden_size: embedding width H.
         max_position_embeddings: rows of the position table.
         type_vocab_size: rows of the segment table (ids outside it give a zero vector, as in the original).
-        dropout: dropout rate after the LayerNorm.
+        hidden_dropout_prob: dropout rate after the LayerNorm.
         initializer_range: stddev of the truncated-normal initialiser.
     """
 
@@ -32,7 +32,7 @@ class TextEmbedding(keras.layers.Layer):
         hidden_size,
         max_position_embeddings=512,
         type_vocab_size=2,
-        dropout=0.1,
+        hidden_dropout_prob=0.1,
         initializer_range=0.02,
         **kwargs,
     ):
@@ -41,7 +41,7 @@ class TextEmbedding(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.max_position_embeddings = max_position_embeddings
         self.type_vocab_size = type_vocab_size
-        self.dropout = dropout
+        self.hidden_dropout_prob = hidden_dropout_prob
         self.initializer_range = initializer_range
 
     def build(self, input_shape=None):
@@ -59,7 +59,7 @@ class TextEmbedding(keras.layers.Layer):
         )
         self.layer_norm = layer_norm("LayerNorm", dtype=self.dtype_policy)
         self.layer_norm.build((None, None, self.hidden_size))
-        self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
+        self.dropout_layer = keras.layers.Dropout(self.hidden_dropout_prob, name="dropout", dtype=self.dtype_policy)
         self.built = True
 
     def call(self, input_ids, segment_ids, training=False):
@@ -80,7 +80,7 @@ class TextEmbedding(keras.layers.Layer):
             hidden_size=self.hidden_size,
             max_position_embeddings=self.max_position_embeddings,
             type_vocab_size=self.type_vocab_size,
-            dropout=self.dropout,
+            hidden_dropout_prob=self.hidden_dropout_prob,
             initializer_range=self.initializer_range,
         )
         return config
@@ -98,7 +98,7 @@ class PatchEmbedding(keras.layers.Layer):
         hidden_size: embedding width H.
         patch_type_vocab_size: rows of the level's type table (ids outside it give zeros: quirk 1).
         default_segment_id: segment id used when none is given (levels 1 to 5 use 1 to 5).
-        dropout: rate of the dropout applied to the input features and to the output.
+        hidden_dropout_prob: rate of the dropout applied to the input features and to the output.
         initializer_range: stddev of the truncated-normal initialiser.
     """
 
@@ -109,7 +109,7 @@ class PatchEmbedding(keras.layers.Layer):
         hidden_size,
         patch_type_vocab_size=2,
         default_segment_id=1,
-        dropout=0.1,
+        hidden_dropout_prob=0.1,
         initializer_range=0.02,
         **kwargs,
     ):
@@ -119,7 +119,7 @@ class PatchEmbedding(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.patch_type_vocab_size = patch_type_vocab_size
         self.default_segment_id = default_segment_id
-        self.dropout = dropout
+        self.hidden_dropout_prob = hidden_dropout_prob
         self.initializer_range = initializer_range
 
     def build(self, input_shape=None):
@@ -132,8 +132,12 @@ class PatchEmbedding(keras.layers.Layer):
         )
         self.layer_norm = layer_norm("LayerNorm", dtype=self.dtype_policy)
         self.layer_norm.build((None, None, self.hidden_size))
-        self.input_dropout = keras.layers.Dropout(self.dropout, name="input_dropout")
-        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        self.input_dropout = keras.layers.Dropout(
+            self.hidden_dropout_prob, name="input_dropout", dtype=self.dtype_policy
+        )
+        self.output_dropout = keras.layers.Dropout(
+            self.hidden_dropout_prob, name="output_dropout", dtype=self.dtype_policy
+        )
         self.built = True
 
     def call(self, features, position_embeddings, segment_ids=None, training=False):
@@ -157,7 +161,7 @@ class PatchEmbedding(keras.layers.Layer):
             hidden_size=self.hidden_size,
             patch_type_vocab_size=self.patch_type_vocab_size,
             default_segment_id=self.default_segment_id,
-            dropout=self.dropout,
+            hidden_dropout_prob=self.hidden_dropout_prob,
             initializer_range=self.initializer_range,
         )
         return config

@@ -16,8 +16,8 @@ class TransformerLayer(keras.layers.Layer):
         hidden_size,
         num_attention_heads,
         intermediate_size,
-        hidden_dropout=0.1,
-        attention_dropout=0.1,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
         initializer_range=0.02,
         activation="gelu",
         fused_qkv=False,
@@ -27,8 +27,8 @@ class TransformerLayer(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
         self.intermediate_size = intermediate_size
-        self.hidden_dropout = hidden_dropout
-        self.attention_dropout = attention_dropout
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.initializer_range = initializer_range
         self.activation = activation
         self.fused_qkv = fused_qkv
@@ -39,7 +39,7 @@ class TransformerLayer(keras.layers.Layer):
         self.attention = SelfAttention(
             self.hidden_size,
             self.num_attention_heads,
-            attention_dropout=self.attention_dropout,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
             initializer_range=self.initializer_range,
             fused_qkv=self.fused_qkv,
             name="attention",
@@ -60,8 +60,12 @@ class TransformerLayer(keras.layers.Layer):
         self.output_dense.build((None, None, self.intermediate_size))
         self.output_layer_norm = layer_norm("output_LayerNorm", dtype=policy)
         self.output_layer_norm.build(shape)
-        self.attention_output_dropout = keras.layers.Dropout(self.hidden_dropout, name="attention_output_dropout")
-        self.output_dropout = keras.layers.Dropout(self.hidden_dropout, name="output_dropout")
+        self.attention_output_dropout = keras.layers.Dropout(
+            self.hidden_dropout_prob, name="attention_output_dropout", dtype=self.dtype_policy
+        )
+        self.output_dropout = keras.layers.Dropout(
+            self.hidden_dropout_prob, name="output_dropout", dtype=self.dtype_policy
+        )
         self.built = True
 
     def call(self, x, attention_bias=None, training=False, num_queries=None):
@@ -82,8 +86,8 @@ class TransformerLayer(keras.layers.Layer):
             hidden_size=self.hidden_size,
             num_attention_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size,
-            hidden_dropout=self.hidden_dropout,
-            attention_dropout=self.attention_dropout,
+            hidden_dropout_prob=self.hidden_dropout_prob,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
             initializer_range=self.initializer_range,
             activation=self.activation,
             fused_qkv=self.fused_qkv,
@@ -93,41 +97,41 @@ class TransformerLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kaleido_tf")
 class Encoder(keras.layers.Layer):
-    """A stack of `num_layers` TransformerLayer blocks named layer_0 ... layer_{L-1}."""
+    """A stack of `num_hidden_layers` TransformerLayer blocks named layer_0 ... layer_{L-1}."""
 
     def __init__(
         self,
-        num_layers,
+        num_hidden_layers,
         hidden_size,
         num_attention_heads,
         intermediate_size,
-        hidden_dropout=0.1,
-        attention_dropout=0.1,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
         initializer_range=0.02,
         activation="gelu",
         fused_qkv=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_layers = num_layers
+        self.num_hidden_layers = num_hidden_layers
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
         self.intermediate_size = intermediate_size
-        self.hidden_dropout = hidden_dropout
-        self.attention_dropout = attention_dropout
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.initializer_range = initializer_range
         self.activation = activation
         self.fused_qkv = fused_qkv
 
     def build(self, input_shape=None):
         self.blocks = []
-        for i in range(self.num_layers):
+        for i in range(self.num_hidden_layers):
             block = TransformerLayer(
                 self.hidden_size,
                 self.num_attention_heads,
                 self.intermediate_size,
-                hidden_dropout=self.hidden_dropout,
-                attention_dropout=self.attention_dropout,
+                hidden_dropout_prob=self.hidden_dropout_prob,
+                attention_probs_dropout_prob=self.attention_probs_dropout_prob,
                 initializer_range=self.initializer_range,
                 activation=self.activation,
                 fused_qkv=self.fused_qkv,
@@ -152,12 +156,12 @@ class Encoder(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            num_layers=self.num_layers,
+            num_hidden_layers=self.num_hidden_layers,
             hidden_size=self.hidden_size,
             num_attention_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size,
-            hidden_dropout=self.hidden_dropout,
-            attention_dropout=self.attention_dropout,
+            hidden_dropout_prob=self.hidden_dropout_prob,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
             initializer_range=self.initializer_range,
             activation=self.activation,
             fused_qkv=self.fused_qkv,

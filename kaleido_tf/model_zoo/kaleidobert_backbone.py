@@ -21,6 +21,24 @@ LEVEL_NAMES = tuple(name for name, _ in LEVELS)
 LEVEL_SUFFIXES = dict(LEVELS)
 
 
+# Backbone arguments that are KaleidoBERTConfig fields (and `config.json` keys) of the same name.
+CONFIG_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "initializer_range",
+    "patch_feature_size",
+    "patch_type_vocab_size",
+    "text_seq_len",
+)
+
+
 def _level_feature_key(level):
     return FEATURE_KEY.format(LEVEL_SUFFIXES[level])
 
@@ -38,12 +56,16 @@ class KaleidoBERTBackbone(keras.layers.Layer):
     [B, n, 5], optionally `image_mask` [B, N] and `img_feature_<level>_segment` [B, n]) and returns
     (sequence_output [B, S, H], pooled_output [B, H]).
 
-    Args:
-        vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_position_embeddings,
-        type_vocab_size, hidden_dropout, attention_dropout, initializer_range: BERT sizes.
+    Args (named as the `config.json` keys, see docs/config.md):
+        vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
+        max_position_embeddings, type_vocab_size: BERT sizes.
+        hidden_dropout_prob: dropout of the embeddings and of each block's outputs.
+        attention_probs_dropout_prob: dropout of the attention probabilities.
+        initializer_range: stddev of the truncated-normal initialiser.
         patch_feature_size: F.
         patch_type_vocab_size: rows of each level's type table.
-        level_lengths: patches per level, in level order (1, 4, 9, 16, 25 for the released model).
+        level_lengths: patches per level, in level order (1, 4, 9, 16, 25 for the released model); the config's
+            `img_<level>_seq_len` keys.
         text_seq_len: text length used when no text is given.
         use_image_mask: attend only to patches whose `image_mask` is 1. The original ignores `image_mask`
             (ORIGINAL.md quirk 2), so the default is False.
@@ -54,13 +76,13 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         self,
         vocab_size=30522,
         hidden_size=768,
-        num_layers=12,
-        num_heads=12,
+        num_hidden_layers=12,
+        num_attention_heads=12,
         intermediate_size=3072,
         max_position_embeddings=512,
         type_vocab_size=2,
-        hidden_dropout=0.1,
-        attention_dropout=0.1,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
         initializer_range=0.02,
         patch_feature_size=2048,
         patch_type_vocab_size=2,
@@ -73,13 +95,13 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
         self.intermediate_size = intermediate_size
         self.max_position_embeddings = max_position_embeddings
         self.type_vocab_size = type_vocab_size
-        self.hidden_dropout = hidden_dropout
-        self.attention_dropout = attention_dropout
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.initializer_range = initializer_range
         self.patch_feature_size = patch_feature_size
         self.patch_type_vocab_size = patch_type_vocab_size
@@ -101,7 +123,7 @@ class KaleidoBERTBackbone(keras.layers.Layer):
             self.hidden_size,
             max_position_embeddings=self.max_position_embeddings,
             type_vocab_size=self.type_vocab_size,
-            dropout=self.hidden_dropout,
+            hidden_dropout_prob=self.hidden_dropout_prob,
             initializer_range=self.initializer_range,
             name="embeddings",
             dtype=policy,
@@ -119,7 +141,7 @@ class KaleidoBERTBackbone(keras.layers.Layer):
                 self.hidden_size,
                 patch_type_vocab_size=self.patch_type_vocab_size,
                 default_segment_id=segment,
-                dropout=self.hidden_dropout,
+                hidden_dropout_prob=self.hidden_dropout_prob,
                 initializer_range=self.initializer_range,
                 name=f"{level}_embeddings",
                 dtype=policy,
@@ -129,12 +151,12 @@ class KaleidoBERTBackbone(keras.layers.Layer):
             setattr(self, f"{level}_embeddings", layer)
             self.patch_embeddings.append(layer)
         self.encoder = Encoder(
-            self.num_layers,
+            self.num_hidden_layers,
             self.hidden_size,
-            self.num_heads,
+            self.num_attention_heads,
             self.intermediate_size,
-            hidden_dropout=self.hidden_dropout,
-            attention_dropout=self.attention_dropout,
+            hidden_dropout_prob=self.hidden_dropout_prob,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
             initializer_range=self.initializer_range,
             fused_qkv=self.fused_qkv,
             name="encoder",
@@ -265,13 +287,13 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         config.update(
             vocab_size=self.vocab_size,
             hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size,
             max_position_embeddings=self.max_position_embeddings,
             type_vocab_size=self.type_vocab_size,
-            hidden_dropout=self.hidden_dropout,
-            attention_dropout=self.attention_dropout,
+            hidden_dropout_prob=self.hidden_dropout_prob,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
             initializer_range=self.initializer_range,
             patch_feature_size=self.patch_feature_size,
             patch_type_vocab_size=self.patch_type_vocab_size,
@@ -284,22 +306,9 @@ class KaleidoBERTBackbone(keras.layers.Layer):
 
     @classmethod
     def from_kaleido_config(cls, config, **overrides):
-        """Backbone arguments from a KaleidoBERTConfig."""
-        kwargs = dict(
-            vocab_size=config.vocab_size,
-            hidden_size=config.hidden_size,
-            num_layers=config.num_hidden_layers,
-            num_heads=config.num_attention_heads,
-            intermediate_size=config.intermediate_size,
-            max_position_embeddings=config.max_position_embeddings,
-            type_vocab_size=config.type_vocab_size,
-            hidden_dropout=config.hidden_dropout_prob,
-            attention_dropout=config.attention_probs_dropout_prob,
-            initializer_range=config.initializer_range,
-            patch_feature_size=config.patch_feature_size,
-            patch_type_vocab_size=config.patch_type_vocab_size,
-            level_lengths=[n for _, _, n in config.level_lengths()],
-            text_seq_len=config.text_seq_len,
-        )
+        """Backbone arguments from a KaleidoBERTConfig: the fields of the same name (docs/config.md), and
+        `level_lengths` from the five `img_<level>_seq_len` fields."""
+        kwargs = {name: getattr(config, name) for name in CONFIG_FIELDS}
+        kwargs["level_lengths"] = [n for _, _, n in config.level_lengths()]
         kwargs.update(overrides)
         return cls(**kwargs)

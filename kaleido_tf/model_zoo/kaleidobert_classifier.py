@@ -20,7 +20,7 @@ class KaleidoBERTClassifier(keras.Model):
         config: a KaleidoBERTConfig (or its dict).
         task: "catepred" or "subcatepred"; names the head.
         num_classes: classes; the task's default (48 / 122) when None.
-        dropout: dropout rate before the head.
+        head_dropout_prob: dropout rate before the head (not a `config.json` key: the original fixes it at 0.1).
     """
 
     def __init__(
@@ -28,7 +28,7 @@ class KaleidoBERTClassifier(keras.Model):
         config=None,
         task="catepred",
         num_classes=None,
-        dropout=0.1,
+        head_dropout_prob=0.1,
         use_image_mask=False,
         fused_qkv=False,
         **kwargs,
@@ -40,13 +40,13 @@ class KaleidoBERTClassifier(keras.Model):
         self.config = as_config(config)
         self.task = task
         self.num_classes = int(num_classes or TASKS[task][1])
-        self.dropout = dropout
+        self.head_dropout_prob = head_dropout_prob
         self.use_image_mask = use_image_mask
         self.fused_qkv = fused_qkv
         self.backbone = KaleidoBERTBackbone.from_kaleido_config(
             self.config, use_image_mask=use_image_mask, fused_qkv=fused_qkv, name="bert", dtype=self.dtype_policy
         )
-        self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+        self.head_dropout = keras.layers.Dropout(head_dropout_prob, name="head_dropout", dtype=self.dtype_policy)
         self.head = keras.layers.Dense(
             self.num_classes,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
@@ -70,7 +70,7 @@ class KaleidoBERTClassifier(keras.Model):
             config=self.config.to_dict(),
             task=self.task,
             num_classes=self.num_classes,
-            dropout=self.dropout,
+            head_dropout_prob=self.head_dropout_prob,
             use_image_mask=self.use_image_mask,
             fused_qkv=self.fused_qkv,
         )

@@ -25,9 +25,9 @@ def _data(nan_from=None):
     return data
 
 
-def _trainer(model_dir, steps=6, dropout=0.1, **kwargs):
+def _trainer(model_dir, steps=6, dropout_prob=0.1, **kwargs):
     config = KaleidoBERTConfig.from_json_file(os.path.join(GOLDEN, "tiny", "config.json")).replace(
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout
+        hidden_dropout_prob=dropout_prob, attention_probs_dropout_prob=dropout_prob
     )
     trainer = Trainer(
         PretrainTask(config),
@@ -83,7 +83,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
-    trainer = _trainer(tmp_path / "nan", steps=8, dropout=0.0, save_steps=2)
+    trainer = _trainer(tmp_path / "nan", steps=8, dropout_prob=0.0, save_steps=2)
     # Batches 0 and 1 are clean, batch 2 (step 3) carries NaN features.
     with pytest.raises(
         TrainingDivergedError, match=r"became nan at step 3; stopped\. The last good checkpoint is .*ckpt-2"
@@ -91,7 +91,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
         trainer.train(_dataset_fn_ordered(_data(nan_from=2)), BATCH)
     checkpoints = sorted(f for f in os.listdir(tmp_path / "nan") if f.startswith("ckpt-") and f.endswith(".index"))
     assert checkpoints == ["ckpt-2.index"]
-    restored = _trainer(tmp_path / "nan", steps=8, dropout=0.0)
+    restored = _trainer(tmp_path / "nan", steps=8, dropout_prob=0.0)
     assert restored.global_step == 2
     assert all(np.isfinite(v.numpy()).all() for v in restored.model.weights)
 
@@ -101,7 +101,7 @@ def _dataset_fn_ordered(data):
 
 
 def test_evaluation_writes_metrics(tmp_path):
-    trainer = _trainer(tmp_path / "eval", steps=2, dropout=0.0)
+    trainer = _trainer(tmp_path / "eval", steps=2, dropout_prob=0.0)
     logs = trainer.train(
         _dataset_fn_ordered(_data()),
         BATCH,

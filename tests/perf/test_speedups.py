@@ -51,7 +51,7 @@ def test_itm_logits_match_the_full_predict_call_and_the_golden_outputs(golden_mo
 @pytest.mark.parametrize("full_mask", [False, True])
 def test_encoder_num_outputs_gives_the_first_rows_of_the_full_pass(full_mask):
     rng = np.random.default_rng(0)
-    encoder = Encoder(2, 16, 4, 24, hidden_dropout=0.0, attention_dropout=0.0)
+    encoder = Encoder(2, 16, 4, 24, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     encoder.build()
     x = tf.constant(rng.normal(size=(3, 7, 16)).astype(np.float32))
     if full_mask:  # a different bias per query row: the first rows must be kept, not broadcast
