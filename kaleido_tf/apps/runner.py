@@ -9,7 +9,9 @@ import sys
 import keras
 import tensorflow as tf
 
+from kaleido_tf.convert.tf1_converter import CheckpointError
 from kaleido_tf.datasets import (
+    DataError,
     get_schema,
     known_field_lengths,
     make_bundle_dataset,
@@ -17,10 +19,12 @@ from kaleido_tf.datasets import (
     read_list_file,
     read_schema_json,
 )
-from kaleido_tf.engines import Trainer, get_strategy
+from kaleido_tf.engines import Trainer, TrainingDivergedError, get_strategy
+from kaleido_tf.export.exporter import export_saved_model
 from kaleido_tf.model_zoo import registry
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 from kaleido_tf.optimizers import compute_train_steps
+from kaleido_tf.utils.io import atomic_write_text
 
 logger = logging.getLogger("kaleido_tf")
 
@@ -234,6 +238,20 @@ def build_for_prediction(task, flags):
     return model
 
 
+def run_export(task, flags):
+    """--mode=export: the trained (or given) model as a versioned SavedModel for TF Serving."""
+    export_dir = flags.export_dir or (flags.output_dir and f"{flags.output_dir}/export")
+    if not export_dir:
+        raise UsageError("--export_dir (or --output_dir) is required for --mode=export")
+    model = build_for_prediction(task, flags)
+    label_map = None
+    if getattr(task, "class_names", None):
+        label_map = {name: i for i, name in enumerate(task.class_names)}
+    path = export_saved_model(model, export_dir, vocab_file=flags.vocab_file, label_map=label_map)
+    say(f"exported {path}")
+    return path
+
+
 MODES = ("train_and_evaluate", "train", "evaluate", "predict", "export")
 
 
@@ -250,8 +268,6 @@ def run_mode(task, flags, evaluation_report, predict):
     elif mode == "predict":
         predict(task)
     elif mode == "export":
-        from kaleido_tf.apps.export_mode import run_export
-
         run_export(task, flags)
     else:
         raise UsageError(f"--mode must be {', '.join(MODES[:-1])} or {MODES[-1]}, got {mode!r}")
@@ -262,10 +278,6 @@ def main_wrapper(main):
     """Runs `main(argv)` turning usage and data errors into one clear line and exit code 2."""
 
     def wrapped(argv):
-        from kaleido_tf.convert.tf1_converter import CheckpointError
-        from kaleido_tf.datasets import DataError
-        from kaleido_tf.engines import TrainingDivergedError
-
         try:
             return main(argv)
         except (UsageError, DataError, CheckpointError, FileNotFoundError, TrainingDivergedError, KeyError) as e:
@@ -279,6 +291,4 @@ def main_wrapper(main):
 
 
 def write_json(path, data):
-    from kaleido_tf.utils.io import atomic_write_text
-
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
