@@ -9,7 +9,8 @@ Modules, in pipeline order:
   foreground         ForegroundDetector: saliency box on plain backgrounds
   kaleido_patches    KaleidoPatchGenerator: the 55 crops and their positions
   kaleido_tasks      KaleidoTaskSampler: rotation, jigsaw, camouflage, grey and blank tasks
-  feature_extractor  PatchFeatureExtractor interface (resnet_extractor, pixel_extractor)
+  extractor_base     PatchFeatureExtractor interface (resnet_extractor, pixel_extractor, keras_extractor)
+  feature_extractor  build_feature_extractor: the extractor named by --feature_extractor
   text_tokenizer     WordPiece / SentencePiece encoding
   masked_lm          MaskedLmSampler: 15%, 80/10/10, whole-word option
   alignments, alignment_masking   alignment-guided masking

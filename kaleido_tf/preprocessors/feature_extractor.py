@@ -1,4 +1,4 @@
-"""One interface for patch feature extractors, and the factory behind `--feature_extractor`.
+"""The factory behind `--feature_extractor` (the interface, PatchFeatureExtractor, is in extractor_base).
 
 An extractor maps a batch of square RGB crops [N, S, S, 3] (uint8) to features [N, F] (float32).
 Three are provided:
@@ -12,47 +12,14 @@ Three are provided:
 - "keras": any saved Keras model (`--feature_model`) taking crops as float32 in [0, 1].
 """
 
+from kaleido_tf.preprocessors.extractor_base import PatchFeatureExtractor
+from kaleido_tf.preprocessors.keras_extractor import KerasModelPatchExtractor
+from kaleido_tf.preprocessors.pixel_extractor import PixelStatsPatchExtractor
+from kaleido_tf.preprocessors.resnet_extractor import ResNet50PatchExtractor
+
+__all__ = ["EXTRACTOR_NAMES", "PatchFeatureExtractor", "build_feature_extractor"]
+
 EXTRACTOR_NAMES = ("resnet50", "pixels", "keras")
-
-
-class PatchFeatureExtractor:
-    """Base class. Subclasses set `name`, `crop_size`, `feature_size` and implement `_extract`."""
-
-    name = "base"
-
-    def __init__(self, crop_size, feature_size):
-        if crop_size < 8:
-            raise ValueError(f"crop_size must be >= 8, got {crop_size}")
-        if feature_size < 1:
-            raise ValueError(f"feature_size must be >= 1, got {feature_size}")
-        self.crop_size = int(crop_size)
-        self.feature_size = int(feature_size)
-
-    def __call__(self, crops):
-        """crops: uint8 [N, S, S, 3] with S == crop_size. Returns float32 [N, F]."""
-        import numpy as np
-
-        crops = np.asarray(crops)
-        if crops.ndim != 4 or crops.shape[1:] != (self.crop_size, self.crop_size, 3):
-            raise ValueError(
-                f"{self.name} extractor expects crops of shape [N, {self.crop_size}, "
-                f"{self.crop_size}, 3], got {list(crops.shape)}"
-            )
-        if crops.dtype != np.uint8:
-            raise ValueError(f"{self.name} extractor expects uint8 crops, got {crops.dtype}")
-        if len(crops) == 0:
-            return np.zeros((0, self.feature_size), np.float32)
-        features = np.asarray(self._extract(crops), dtype=np.float32)
-        if features.shape != (len(crops), self.feature_size):
-            raise AssertionError(f"{self.name} returned shape {features.shape}")
-        return features
-
-    def _extract(self, crops):
-        raise NotImplementedError
-
-    def describe(self):
-        """A JSON-able description for the summary."""
-        return {"name": self.name, "crop_size": self.crop_size, "feature_size": self.feature_size}
 
 
 def build_feature_extractor(
@@ -62,16 +29,12 @@ def build_feature_extractor(
     if feature_model and name != "keras":
         raise ValueError(f"--feature_model is given but --feature_extractor is {name!r}")
     if name == "keras":
-        from kaleido_tf.preprocessors.keras_extractor import KerasModelPatchExtractor
-
         if resnet_weights:
             raise ValueError("--resnet_weights is given but --feature_extractor is 'keras'")
         return KerasModelPatchExtractor(
             feature_model, crop_size=crop_size, feature_size=feature_size, batch_size=max(batch_size, 1)
         )
     if name == "resnet50":
-        from kaleido_tf.preprocessors.resnet_extractor import ResNet50PatchExtractor
-
         return ResNet50PatchExtractor(
             crop_size=crop_size,
             feature_size=feature_size,
@@ -80,8 +43,6 @@ def build_feature_extractor(
             batch_size=batch_size,
         )
     if name == "pixels":
-        from kaleido_tf.preprocessors.pixel_extractor import PixelStatsPatchExtractor
-
         if resnet_weights:
             raise ValueError("--resnet_weights is given but --feature_extractor is 'pixels'")
         return PixelStatsPatchExtractor(crop_size=crop_size, feature_size=feature_size, seed=seed)

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from kaleido_tf.preprocessors.feature_extractor import PatchFeatureExtractor
+from kaleido_tf.preprocessors.extractor_base import PatchFeatureExtractor
 
 
 class KerasModelPatchExtractor(PatchFeatureExtractor):
@@ -19,6 +19,7 @@ class KerasModelPatchExtractor(PatchFeatureExtractor):
 
     def __init__(self, model_path, crop_size, feature_size, batch_size=256):
         super().__init__(crop_size, feature_size)
+        # local import: TensorFlow loads only when this extractor is built (the pixels one stays light)
         import keras
 
         if not model_path:

@@ -12,7 +12,7 @@ give different features, at a tiny fraction of ResNet-50's cost.
 
 import numpy as np
 
-from kaleido_tf.preprocessors.feature_extractor import PatchFeatureExtractor
+from kaleido_tf.preprocessors.extractor_base import PatchFeatureExtractor
 
 
 class PixelStatsPatchExtractor(PatchFeatureExtractor):

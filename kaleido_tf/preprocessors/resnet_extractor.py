@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 
-from kaleido_tf.preprocessors.feature_extractor import PatchFeatureExtractor
+from kaleido_tf.preprocessors.extractor_base import PatchFeatureExtractor
 
 RESNET_FEATURE_SIZE = 2048
 # Keras "caffe" preprocessing of ResNet-50: RGB -> BGR, minus the ImageNet mean per channel.
@@ -40,6 +40,7 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
         use_tf_function=True,
     ):
         super().__init__(crop_size, feature_size)
+        # local import: TensorFlow loads only when this extractor is built (the pixels one stays light)
         import keras
         import tensorflow as tf
 
