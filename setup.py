@@ -37,7 +37,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "kaleido-convert=kaleido_tf.convert.cli:run",
+            "kaleido-convert=kaleido_tf.apps.convert_main:run",
             "kaleido-csv2tfrecord=kaleido_tf.datasets.csv2tfrecord:run",
             "kaleido-eval-retrieval=kaleido_tf.evaluators.retrieval_cli:run",
             "kaleido-preprocess=kaleido_tf.preprocessors.cli:run",

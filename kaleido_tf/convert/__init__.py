@@ -1,10 +1,13 @@
-"""TF1 (EasyTransfer) checkpoint conversion."""
+"""TF1 (EasyTransfer) checkpoints: reading, the name map, strict loading into a built model, the converted format.
+
+Nothing here builds a model: `model_zoo.tf1_conversion` converts a checkpoint into a directory, `model_zoo.registry`
+loads one into a model.
+"""
 
 from kaleido_tf.convert.tf1_converter import (
     CheckpointError,
     CheckpointMismatchError,
     LoadReport,
-    convert_tf1_checkpoint,
     load_checkpoint_into_model,
     read_checkpoint,
     tf1_to_keras_name,
@@ -14,7 +17,6 @@ __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
     "LoadReport",
-    "convert_tf1_checkpoint",
     "load_checkpoint_into_model",
     "read_checkpoint",
     "tf1_to_keras_name",

@@ -1,4 +1,4 @@
-"""Reads TF1 (EasyTransfer) checkpoints and loads them into kaleido_tf models, strictly.
+"""Reads TF1 (EasyTransfer) checkpoints and loads them into kaleido_tf models (built by the caller), strictly.
 
 Loading fails, listing every offending name at once, when a checkpoint variable matches no rule of the name
 map and no skip pattern, when a model variable has no source in the checkpoint, when a mapped checkpoint
@@ -7,7 +7,6 @@ the explicit patterns of `name_map.SKIP_PATTERNS`; heads of another task are rep
 """
 
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ _COMPILED_RENAMES = tuple((re.compile(p), t) for p, t in name_map.RENAME_RULES)
 _COMPILED_FINETUNE = tuple((re.compile(p), t) for p, t in name_map.FINETUNE_HEAD_RULES)
 _COMPILED_SKIPS = tuple((re.compile(p), why) for p, why in name_map.SKIP_PATTERNS)
 _PRETRAIN_HEAD = re.compile(name_map.PRETRAIN_HEAD_PATTERN)
-_FINETUNE_HEAD = re.compile(name_map.FINETUNE_HEAD_PATTERN)
+FINETUNE_HEAD = re.compile(name_map.FINETUNE_HEAD_PATTERN)
 
 
 class CheckpointError(ValueError):
@@ -170,7 +169,7 @@ def plan_assignments(model_paths, checkpoint, source, renamer=tf1_to_keras_name,
         if target not in model_paths:
             if _PRETRAIN_HEAD.fullmatch(target):
                 not_used.append((name, "pretraining head"))
-            elif _FINETUNE_HEAD.fullmatch(target):
+            elif FINETUNE_HEAD.fullmatch(target):
                 not_used.append((name, "finetuning head"))
             else:
                 unexpected.append(name)
@@ -240,49 +239,3 @@ def write_name_based_checkpoint(prefix, arrays):
         shape_and_slices=[""] * len(names),
         tensors=[tf.constant(arrays[n]) for n in names],
     )
-
-
-def convert_tf1_checkpoint(tf1_checkpoint, output_dir, config_path=None):
-    """Converts a TF1 checkpoint to a kaleido_tf directory; returns the LoadReport.
-
-    The directory holds `config.json`, a name-based TF checkpoint `model.ckpt` keyed by Keras paths (backbone,
-    pretraining heads and any finetuning heads found), `kaleido_tf.json` and `conversion_summary.txt`. It is
-    written under a temporary name and renamed into place: `output_dir` holds the old content or the complete
-    new one, never a part.
-    """
-    from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
-    from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel
-    from kaleido_tf.utils.io import atomic_directory, atomic_write_text
-
-    prefix, checkpoint = read_checkpoint(tf1_checkpoint)
-    config_path = config_path or os.path.join(os.path.dirname(prefix), "config.json")
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"config.json not found beside the checkpoint: expected {config_path}")
-    config = KaleidoBERTConfig.from_json_file(config_path)
-    model = KaleidoBERTPretrainModel(config)
-    model.build()
-    shapes = {p: tuple(v.shape) for p, v in model_variable_paths(model).items()}
-    # Finetuning heads found in the checkpoint become part of the converted model: [H, C] and [C].
-    heads = {}
-    for name in checkpoint:
-        target = tf1_to_keras_name(name)
-        if target is not None and _FINETUNE_HEAD.fullmatch(target) and target.endswith("/bias"):
-            head = target[: -len("/bias")]
-            classes = int(np.shape(checkpoint[name])[0])
-            shapes[f"{head}/bias"] = (classes,)
-            shapes[f"{head}/kernel"] = (config.hidden_size, classes)
-            heads[head] = classes
-    report = plan_assignments(shapes, checkpoint, prefix)
-    arrays = {a.target: checkpoint[a.source] for a in report.assigned}
-    info = {
-        "format": CONVERTED_FORMAT,
-        "source": os.path.basename(prefix),
-        "variables": len(arrays),
-        "finetune_heads": heads,
-    }
-    with atomic_directory(output_dir) as tmp:
-        write_name_based_checkpoint(os.path.join(tmp, CONVERTED_PREFIX), arrays)
-        config.to_json_file(os.path.join(tmp, "config.json"))
-        atomic_write_text(os.path.join(tmp, CONVERTED_MARKER), json.dumps(info, indent=2) + "\n")
-        atomic_write_text(os.path.join(tmp, "conversion_summary.txt"), "\n".join(report.summary_lines()) + "\n")
-    return report

@@ -6,3 +6,15 @@ from kaleido_tf.model_zoo.kaleidobert_classifier import KaleidoBERTClassifier
 from kaleido_tf.model_zoo.kaleidobert_config import LEVELS, KaleidoBERTConfig
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel
 from kaleido_tf.model_zoo.registry import MODEL_ZOO, build_model, from_pretrained
+
+__all__ = [
+    "LEVELS",
+    "MODEL_ZOO",
+    "KaleidoBERTBackbone",
+    "KaleidoBERTCaptioner",
+    "KaleidoBERTClassifier",
+    "KaleidoBERTConfig",
+    "KaleidoBERTPretrainModel",
+    "build_model",
+    "from_pretrained",
+]

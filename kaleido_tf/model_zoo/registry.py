@@ -4,6 +4,8 @@ import json
 import logging
 import os
 
+import tensorflow as tf
+
 from kaleido_tf.convert import tf1_converter
 from kaleido_tf.model_zoo.kaleidobert_captioner import TASK as CAPTION_TASK
 from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
@@ -146,8 +148,6 @@ def load_weights(model, name_or_path):
 
 def _load_trainer_checkpoint(model, path):
     """Restores from a kaleido_tf training model_dir (object-based checkpoints of the Trainer)."""
-    import tensorflow as tf
-
     directory = _trainer_dir(path)
     with open(os.path.join(directory, TRAINER_MARKER), encoding="utf-8") as f:
         source_task = json.load(f).get("task")
@@ -181,8 +181,6 @@ def _load_trainer_checkpoint(model, path):
 
 
 def _head_classes_in_checkpoint(prefix, renamer, head_name):
-    import tensorflow as tf
-
     try:
         shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
     except Exception:  # the strict loader reports unreadable checkpoints with their path

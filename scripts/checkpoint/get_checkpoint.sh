@@ -9,6 +9,6 @@ CKPT_DIR=${CKPT_DIR:-./checkpoints}
 echo "=========== Fetch the pretrained checkpoint ==========="
 fetch_files "$RELEASE_URL/datasets/checkpoint" "$here/checkpoint/checkpoint_files.txt" "$CKPT_DIR/pretrained"
 echo "=========== Convert it for kaleido_tf ==========="
-${PYTHON:-python3} -m kaleido_tf.convert.cli --tf1_checkpoint="$CKPT_DIR/pretrained/kaleidobert.ckpt-50683" \
+${PYTHON:-python3} -m kaleido_tf.apps.convert_main --tf1_checkpoint="$CKPT_DIR/pretrained/kaleidobert.ckpt-50683" \
   --output_dir="$CKPT_DIR/pai-kaleidobert-base-en"
 echo "Done: --pretrain_model_name_or_path=pai-kaleidobert-base-en now resolves to $CKPT_DIR/pai-kaleidobert-base-en"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import kaleido_tf
-from kaleido_tf.convert import CheckpointError, CheckpointMismatchError, convert_tf1_checkpoint, tf1_to_keras_name
+from kaleido_tf.convert import CheckpointError, CheckpointMismatchError, tf1_to_keras_name
+from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
 from tests.core import tf1_reference as ref
 from tests.core.conftest import golden_dir, golden_features, load_golden
 
@@ -142,7 +143,7 @@ def test_cli(tmp_path):
     out = tmp_path / "cli"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
-        [sys.executable, "-m", "kaleido_tf.convert.cli", f"--tf1_checkpoint={TINY}", f"--output_dir={out}"],
+        [sys.executable, "-m", "kaleido_tf.apps.convert_main", f"--tf1_checkpoint={TINY}", f"--output_dir={out}"],
         capture_output=True,
         text=True,
         env=env,
@@ -152,7 +153,13 @@ def test_cli(tmp_path):
     assert "load  kaleido_bert_pre_trained_model/cls/img_jigsaw/jiasaw_output_weights" in done.stdout
     assert "77 loaded, 0 not used by this model, 0 initialised, 153 skipped" in done.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "kaleido_tf.convert.cli", f"--tf1_checkpoint={tmp_path}/nothing", f"--output_dir={out}"],
+        [
+            sys.executable,
+            "-m",
+            "kaleido_tf.apps.convert_main",
+            f"--tf1_checkpoint={tmp_path}/nothing",
+            f"--output_dir={out}",
+        ],
         capture_output=True,
         text=True,
         env=env,

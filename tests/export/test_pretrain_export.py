@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 import kaleido_tf
-from kaleido_tf.convert.tf1_converter import convert_tf1_checkpoint
 from kaleido_tf.export import exporter
 from kaleido_tf.export.exporter import ExportError, export_saved_model, resolve_version
 from kaleido_tf.export.text_encoder import read_vocab
+from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
 from tests.export.conftest import (
     TEXTS,
     TINY_CHECKPOINT,

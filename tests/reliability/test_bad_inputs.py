@@ -25,7 +25,7 @@ TINY = os.path.join(GOLDEN, "tiny", "model.ckpt-0")
 ABSL_TOOLS = [
     ("kaleido_tf.apps.pretrain_main", ["--mode=train", "--train_batch_sise=4"], "train_batch_sise"),
     ("kaleido_tf.apps.finetune_main", ["--mode=train", "--no_such_flag=1"], "no_such_flag"),
-    ("kaleido_tf.convert.cli", ["--tf1_checkpoint=x", "--output_dir=y", "--overwrite_all"], "overwrite_all"),
+    ("kaleido_tf.apps.convert_main", ["--tf1_checkpoint=x", "--output_dir=y", "--overwrite_all"], "overwrite_all"),
 ]
 
 

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 import kaleido_tf
-from kaleido_tf.convert import convert_tf1_checkpoint
 from kaleido_tf.export.exporter import export_saved_model
+from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
 from tests.conftest import GOLDEN
 from tests.core import tf1_reference as ref
 from tests.reliability.helpers import hidden_entries, kill_at_random, new_rng, tree_fingerprint
@@ -61,7 +61,7 @@ def test_killed_conversion_leaves_old_or_complete_new(sources):
         "--slow",
         "kaleido_tf.utils.io:_install=0.4",
         "--",
-        "kaleido_tf.convert.cli",
+        "kaleido_tf.apps.convert_main",
         f"--tf1_checkpoint={b}",
         f"--output_dir={out}",
     ]

@@ -20,7 +20,9 @@ flags.DEFINE_string("config", None, "config.json to use; default: the one beside
 
 def main(argv):
     del argv
-    from kaleido_tf.convert.tf1_converter import CheckpointError, convert_tf1_checkpoint
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.convert.tf1_converter import CheckpointError
+    from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
 
     try:
         report = convert_tf1_checkpoint(FLAGS.tf1_checkpoint, FLAGS.output_dir, FLAGS.config)
