@@ -73,13 +73,11 @@ def run_predict(task):
     from tqdm.auto import tqdm
 
     from kaleido_tf.apps import runner
-    from kaleido_tf.engines import Trainer
     from kaleido_tf.utils.io import atomic_write
 
     if not FLAGS.output_dir:
         raise runner.UsageError("--output_dir is required in predict mode")
-    trainer = Trainer(task, FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
-    runner.say(runner.registry.load_weights(trainer.model, runner.weights_for_prediction(FLAGS)))
+    predictor = runner.predictor_for(task, FLAGS, runner.make_strategy(FLAGS))
     schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.predict_input_fp)
     batches = runner.dataset_fn(FLAGS.predict_input_fp, schema, FLAGS.predict_batch_size, False, num_epochs=1)
     path = os.path.join(FLAGS.output_dir, f"{task.name}_predictions.tsv")
@@ -87,7 +85,7 @@ def run_predict(task):
     with atomic_write(path) as f:
         f.write("text_prod_id\timage_prod_id\tprod_img_id\tlabel\tprediction\tprobability\n")
         for out in tqdm(
-            trainer.predict(batches, passthrough=PREDICT_PASSTHROUGH),
+            predictor.predict(batches, passthrough=PREDICT_PASSTHROUGH),
             unit="batch",
             disable=not FLAGS.progress,
             desc=f"predict {task.name}",

@@ -33,7 +33,6 @@ def build_task():
 
 def run_retrieval(task):
     from kaleido_tf.apps import runner
-    from kaleido_tf.engines import Trainer
     from kaleido_tf.evaluators.retrieval import format_retrieval_report
     from kaleido_tf.evaluators.retrieval_predict import predict_retrieval
 
@@ -42,13 +41,11 @@ def run_retrieval(task):
         raise runner.UsageError(f"--type must be img2txt or txt2img, got {kind!r}")
     if not FLAGS.output_dir:
         raise runner.UsageError("--output_dir is required in predict mode")
-    source = runner.weights_for_prediction(FLAGS)
-    trainer = Trainer(task, FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
-    runner.say(runner.registry.load_weights(trainer.model, source))
+    predictor = runner.predictor_for(task, FLAGS, runner.make_strategy(FLAGS))
     schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.predict_input_fp)
     batches = runner.dataset_fn(FLAGS.predict_input_fp, schema, FLAGS.predict_batch_size, False, num_epochs=1)
     path = os.path.join(FLAGS.output_dir, f"eval_{kind}_results.txt")
-    metrics = predict_retrieval(trainer, batches, kind, path, progress=FLAGS.progress)
+    metrics = predict_retrieval(predictor, batches, kind, path, progress=FLAGS.progress)
     runner.say(f"result file: {path}")
     print(format_retrieval_report(metrics), flush=True)
     runner.write_json(os.path.join(FLAGS.output_dir, f"eval_{kind}_metrics.json"), metrics)

@@ -19,7 +19,7 @@ from kaleido_tf.datasets import (
     read_list_file,
     read_schema_json,
 )
-from kaleido_tf.engines import Trainer, TrainingDivergedError, get_strategy
+from kaleido_tf.engines import Predictor, Trainer, TrainingDivergedError, get_strategy
 from kaleido_tf.export.exporter import export_saved_model
 from kaleido_tf.model_zoo import registry
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
@@ -231,11 +231,12 @@ def weights_for_prediction(flags):
     )
 
 
-def build_for_prediction(task, flags):
-    source = weights_for_prediction(flags)
-    model = task.build_model()
-    say(registry.load_weights(model, source))
-    return model
+def predictor_for(task, flags, strategy=None):
+    """A Predictor of `task` (under `strategy`, default the current one) loaded from the weights to predict with;
+    says what it loaded."""
+    predictor = Predictor(task, strategy).load(weights_for_prediction(flags))
+    say(predictor.load_message)
+    return predictor
 
 
 def run_export(task, flags):
@@ -243,7 +244,7 @@ def run_export(task, flags):
     export_dir = flags.export_dir or (flags.output_dir and f"{flags.output_dir}/export")
     if not export_dir:
         raise UsageError("--export_dir (or --output_dir) is required for --mode=export")
-    model = build_for_prediction(task, flags)
+    model = predictor_for(task, flags).model
     label_map = None
     if getattr(task, "class_names", None):
         label_map = {name: i for i, name in enumerate(task.class_names)}

@@ -242,7 +242,7 @@ def _dataset(path, batch, training, seed=0):
 
 def run_training_stages(out, data, config, size, stage, progress):
 
-    from kaleido_tf.engines import Trainer
+    from kaleido_tf.engines import Predictor, Trainer
     from kaleido_tf.evaluators.retrieval_predict import predict_retrieval
     from kaleido_tf.model_zoo import registry
     from kaleido_tf.tasks import ClassificationTask, PretrainTask
@@ -326,7 +326,7 @@ def run_training_stages(out, data, config, size, stage, progress):
                 results["metrics"].append((f"{label_key} macro-F1, held-out ({init})", metrics["macro_f1"], None))
 
     with stage("captioning"):
-        from kaleido_tf.tasks.caption_task import finetune_and_score_captions
+        from kaleido_tf.apps.caption_app import finetune_and_score_captions
 
         captions = finetune_and_score_captions(
             pretrain_dir,
@@ -358,11 +358,11 @@ def run_training_stages(out, data, config, size, stage, progress):
     retrieval = {}
     for kind in ("img2txt", "txt2img"):
         with stage(f"retrieval {kind}"):
-            trainer = Trainer(PretrainTask(config), os.path.join(out, "runs", f"retrieval_{kind}"), progress=False)
-            registry.load_weights(trainer.model, itm_dir)
+            predictor = Predictor(PretrainTask(config)).load(itm_dir)
+            os.makedirs(os.path.join(out, "runs", f"retrieval_{kind}"), exist_ok=True)
             path = os.path.join(out, "runs", f"retrieval_{kind}", f"eval_{kind}_results.txt")
             metrics = predict_retrieval(
-                trainer, _dataset(os.path.join(data, "retrieval", kind), 101, False), kind, path, progress=progress
+                predictor, _dataset(os.path.join(data, "retrieval", kind), 101, False), kind, path, progress=progress
             )
             retrieval[kind] = metrics
             candidates = metrics["pairs"] / max(metrics["queries"], 1)

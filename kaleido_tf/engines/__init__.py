@@ -1,6 +1,7 @@
-"""Training engines: distribution strategy and the training loop."""
+"""Engines: distribution strategy, the training loop and prediction."""
 
 from kaleido_tf.engines.distribution import get_strategy, is_chief, split_cpu
+from kaleido_tf.engines.predictor import Predictor
 from kaleido_tf.engines.trainer import TRAINER_MARKER, Trainer, TrainingDivergedError
 
-__all__ = ["TRAINER_MARKER", "Trainer", "TrainingDivergedError", "get_strategy", "is_chief", "split_cpu"]
+__all__ = ["TRAINER_MARKER", "Predictor", "Trainer", "TrainingDivergedError", "get_strategy", "is_chief", "split_cpu"]

@@ -23,8 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kaleido_tf.convert.tf1_converter import CheckpointError
 from kaleido_tf.engines.distribution import is_chief
 from kaleido_tf.engines.fused_adam import fuse_optimizer
+from kaleido_tf.engines.predictor import local_numpy, predict_batches
 from kaleido_tf.optimizers import get_optimizer
 from kaleido_tf.tasks.base_task import aggregate
 from kaleido_tf.utils.io import atomic_write_text
@@ -82,13 +84,10 @@ def _accepts_loss_scale(task):
 
 
 def _random_states(model):
-    """The state variables of the model's Keras seed generators (dropout), in a stable order."""
-    states = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for generator in getattr(layer, "_seed_generators", []):
-            state = generator.state
-            states.append(getattr(state, "value", state))
-    return states
+    """The state variables of the model's Keras seed generators (dropout), in a stable order: the model's
+    `variables` (all state) less its `weights` (which exclude random seeds)."""
+    weights = {id(w) for w in model.weights}
+    return [getattr(v, "value", v) for v in model.variables if id(v) not in weights]
 
 
 class Trainer:
@@ -205,8 +204,6 @@ class Trainer:
         A truncated or corrupt checkpoint (or one that does not fit the model) is skipped with a warning in
         favour of the previous one; when none restores, a CheckpointError names each and why.
         """
-        from kaleido_tf.convert.tf1_converter import CheckpointError
-
         candidates = [latest] + [p for p in reversed(self.manager.checkpoints) if p != latest]
         failures = []
         for path in candidates:
@@ -328,11 +325,7 @@ class Trainer:
         return eval_fn
 
     def _local(self, value):
-        parts = self.strategy.experimental_local_results(value)
-        arrays = [np.asarray(p) for p in parts]
-        if arrays[0].ndim == 0:
-            return np.sum(arrays)
-        return np.concatenate(arrays, axis=0)
+        return local_numpy(self.strategy, value)
 
     def _writer(self, name):
         if not self.chief:
@@ -443,15 +436,4 @@ class Trainer:
 
     def predict(self, dataset_fn, passthrough=()):
         """Yields per-batch numpy dicts of the task's predictions plus the `passthrough` features (e.g. ids)."""
-        task, model = self.task, self.model
-
-        @tf.function
-        def predict_fn(features):
-            out = task.predict_step(features, model)
-            out.update({k: features[k] for k in passthrough if k in features})
-            return out
-
-        dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
-        for features in dataset:
-            result = self.strategy.run(predict_fn, args=(features,))
-            yield {k: self._local(v) for k, v in result.items()}
+        return predict_batches(self.strategy, self.task, self.model, dataset_fn, passthrough)

@@ -6,8 +6,8 @@ from kaleido_tf.evaluators.retrieval import RetrievalResultWriter, read_retrieva
 PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "nx_sent_labels")
 
 
-def predict_retrieval(trainer, dataset_fn, kind, result_path, progress=True):
-    """Runs `trainer.predict` (predict semantics) over a retrieval dataset; returns the metrics dict.
+def predict_retrieval(predictor, dataset_fn, kind, result_path, progress=True):
+    """Runs `predictor.predict` (an engines.Predictor or a Trainer) over a retrieval dataset; returns the metrics.
 
     The result file is written atomically in the original format, so `kaleido-eval-retrieval` rescores it.
     """
@@ -17,7 +17,7 @@ def predict_retrieval(trainer, dataset_fn, kind, result_path, progress=True):
         raise ValueError(f"retrieval type must be img2txt or txt2img, got {kind!r}")
     with RetrievalResultWriter(result_path) as writer:
         for out in tqdm(
-            trainer.predict(dataset_fn, passthrough=PASSTHROUGH),
+            predictor.predict(dataset_fn, passthrough=PASSTHROUGH),
             desc=f"retrieval {kind}",
             unit="batch",
             disable=not progress,

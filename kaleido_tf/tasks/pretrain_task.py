@@ -56,10 +56,6 @@ class PretrainTask(Task):
             losses["total"] = tf.add_n([losses[name] * float(self.loss_weights.get(name, 1.0)) for name in LOSS_NAMES])
         return losses
 
-    # Kept for callers of the single-device API.
-    def build_losses(self, outputs, features):
-        return self.compute_losses(outputs, features)
-
     def validation_step(self, features, model, global_batch_size=None):
         from kaleido_tf.evaluators.pretrain import pretrain_metric_values
 
