@@ -7,9 +7,9 @@
 The lines are split into `num_shards` contiguous, equal runs (so the shards keep the input order); each
 shard is written by one worker process (or this process with `--num_workers 1`) under a temporary name,
 its lines parsed in parallel threads by the bundle reader's parser. The output directory itself is
-assembled under a temporary name and appears only when every shard and `schema.json` are complete. Nothing is dropped silently: the first bad
-line stops the run with its message (exit code 1), unless `--lenient` is given, in which case bad lines
-are listed in `rejected.tsv` (file, line number, reason) beside the shards.
+assembled under a temporary name and appears only when every shard and `schema.json` are complete. Nothing is
+dropped silently: the first bad line stops the run with its message (exit code 1), unless `--lenient` is
+given, in which case bad lines are listed in `rejected.tsv` (file, line number, reason) beside the shards.
 """
 
 import argparse

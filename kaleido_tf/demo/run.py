@@ -270,7 +270,7 @@ def run_training_stages(out, data, config, size, stage, progress):
             batch,
             eval_dataset_fn=_dataset(os.path.join(data, "pretrain", "valid"), batch, False),
         )
-        results["curves"]["pretrain total loss"] = [(s, l["total"]) for s, l in trainer.history]
+        results["curves"]["pretrain total loss"] = [(step, logs["total"]) for step, logs in trainer.history]
         for task, chance in (("itm", 0.5), ("rotation", 0.25), ("jigsaw", 1 / 24), ("camouflage", 1 / 9)):
             results["metrics"].append((f"pretrain {task} accuracy (valid)", logs[f"eval/{task}_accuracy"], chance))
 
@@ -298,7 +298,7 @@ def run_training_stages(out, data, config, size, stage, progress):
             batch,
             eval_dataset_fn=_dataset(os.path.join(data, "pretrain", "valid"), batch, False),
         )
-        results["curves"]["ITM phase loss"] = [(s, l["total"]) for s, l in trainer.history]
+        results["curves"]["ITM phase loss"] = [(step, logs["total"]) for step, logs in trainer.history]
         results["metrics"].append(("ITM phase itm accuracy (valid)", logs["eval/itm_accuracy"], 0.5))
 
     for task, label_key in (("catepred", "category"), ("subcatepred", "subcategory")):
@@ -316,10 +316,12 @@ def run_training_stages(out, data, config, size, stage, progress):
                     progress=progress,
                 )
                 source = pretrain_dir if init == "pretrained" else None
-                print(trainer.initialize((lambda m: registry.load_weights(m, source)) if source else None))
+                print(
+                    trainer.initialize((lambda m, source=source: registry.load_weights(m, source)) if source else None)
+                )
                 trainer.train(_dataset(os.path.join(data, "finetune", "train"), batch, True), batch)
                 metrics = trainer.evaluate(_dataset(os.path.join(data, "finetune", "test"), 64, False))
-                results["curves"][f"{task} loss ({init})"] = [(s, l["total"]) for s, l in trainer.history]
+                results["curves"][f"{task} loss ({init})"] = [(step, logs["total"]) for step, logs in trainer.history]
                 results["metrics"].append(
                     (f"{label_key} accuracy, held-out ({init})", metrics["accuracy"], 1 / classes)
                 )
@@ -482,8 +484,8 @@ def plot_report(path, results, table):
     ax = fig.add_axes([0.56, 0.63, 0.4, 0.32])
     for name, points in curves.items():
         if name.startswith(("catepred", "subcatepred", "caption")) and points:
-            s, l = zip(*points)
-            ax.plot(s, l, label=name, linestyle="--" if "scratch" in name else "-")
+            steps, losses = zip(*points)
+            ax.plot(steps, losses, label=name, linestyle="--" if "scratch" in name else "-")
     ax.set_title("finetuning loss: from pretrained vs from scratch; captioning")
     ax.set_xlabel("step")
     ax.legend(fontsize=8)

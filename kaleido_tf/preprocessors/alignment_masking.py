@@ -110,25 +110,16 @@ class AlignmentGuidedMasker:
             level, patch = pair.level, pair.patch
             forced = plan.forced_patches[level]
 
-            def token_ok():
-                return (
-                    patch not in forced
+            token_first = rng.random() < self.token_side_prob
+            for side in ("token", "patch") if token_first else ("patch", "token"):
+                token_ok = (
+                    side == "token"
+                    and patch not in forced
                     and not any(p in plan.protected_positions for p in positions)
                     and used_tokens + len([p for p in positions if p not in masked_tokens]) <= token_budget
                     and any(p not in masked_tokens for p in positions)
                 )
-
-            def patch_ok():
-                return (
-                    patch not in forced
-                    and patch not in plan.protected_patches[level]
-                    and len(forced) < self.patch_budget[level]
-                    and not any(p in masked_tokens for p in positions)
-                )
-
-            token_first = rng.random() < self.token_side_prob
-            for side in ("token", "patch") if token_first else ("patch", "token"):
-                if side == "token" and token_ok():
+                if token_ok:
                     group = [p for p in positions if p not in masked_tokens]
                     plan.forced_token_groups.append(group)
                     masked_tokens.update(group)
@@ -136,7 +127,14 @@ class AlignmentGuidedMasker:
                     plan.protected_patches[level].add(patch)
                     stats["token_side"] += 1
                     break
-                if side == "patch" and patch_ok():
+                patch_ok = (
+                    side == "patch"
+                    and patch not in forced
+                    and patch not in plan.protected_patches[level]
+                    and len(forced) < self.patch_budget[level]
+                    and not any(p in masked_tokens for p in positions)
+                )
+                if patch_ok:
                     forced.append(patch)
                     plan.protected_positions.update(positions)
                     stats["patch_side"] += 1

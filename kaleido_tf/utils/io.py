@@ -178,7 +178,7 @@ def recover_directory(path):
                 )
                 fsync_path(os.path.dirname(path))
                 break
-    for kind, full, (pid, host), _ in entries:
+    for _kind, full, (pid, host), _ in entries:
         if not _alive(pid, host):
             shutil.rmtree(full, ignore_errors=True)
             actions.append(f"removed the leftover {os.path.basename(full)} of a writer that stopped (pid {pid})")

@@ -20,6 +20,7 @@ TOKENS = {t: i for i, t in enumerate(VOCAB)}
 SPECIAL_IDS = dict(pad_id=TOKENS["[PAD]"], cls_id=TOKENS["[CLS]"], sep_id=TOKENS["[SEP]"], mask_id=TOKENS["[MASK]"])
 # Class -> caption, as WordPieces of the tiny vocab (decoded: "... long sleeves .").
 CAPTIONS = ["a red dress", "a blue silk shirt", "black long skirt", "a white cotton dress , long sleeve ##s ."]
+NUM_CAPTIONS = len(CAPTIONS)
 TEXT_LENGTH = 16
 LEVELS = (("rotation", 1), ("jigsaw", 4), ("camouflage", 9), ("grey_mask", 16), ("blank_mask", 25))
 
@@ -35,7 +36,7 @@ def caption_ids(text, length=TEXT_LENGTH):
     return input_ids, mask
 
 
-def caption_examples(num_examples, seed=0, num_classes=len(CAPTIONS)):
+def caption_examples(num_examples, seed=0, num_classes=NUM_CAPTIONS):
     """Finetune-schema examples: class i % num_classes, its caption as the text; prod_img_id i<n>_0."""
     cfg = tiny_config()
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ LEVELS = (
 # ----------------------------------------------------------------------------- variables
 def variable_shapes(cfg):
     """{TF1 name without prefix: shape} of the pretraining model, as EasyTransfer names them."""
-    H, I, F = cfg["hidden_size"], cfg["intermediate_size"], cfg["patch_feature_size"]
+    H, FF, F = cfg["hidden_size"], cfg["intermediate_size"], cfg["patch_feature_size"]
     s = {
         "bert/embeddings/word_embeddings": (cfg["vocab_size"], H),
         "bert/embeddings/token_type_embeddings": (cfg["type_vocab_size"], H),
@@ -67,9 +67,9 @@ def variable_shapes(cfg):
         s[p + "attention/output/dense/bias"] = (H,)
         s[p + "attention/output/LayerNorm/gamma"] = (H,)
         s[p + "attention/output/LayerNorm/beta"] = (H,)
-        s[p + "intermediate/dense/kernel"] = (H, I)
-        s[p + "intermediate/dense/bias"] = (I,)
-        s[p + "output/dense/kernel"] = (I, H)
+        s[p + "intermediate/dense/kernel"] = (H, FF)
+        s[p + "intermediate/dense/bias"] = (FF,)
+        s[p + "output/dense/kernel"] = (FF, H)
         s[p + "output/dense/bias"] = (H,)
         s[p + "output/LayerNorm/gamma"] = (H,)
         s[p + "output/LayerNorm/beta"] = (H,)
@@ -205,7 +205,7 @@ def forward(W, cfg, feats, mode):
     for i in range(cfg["num_hidden_layers"]):
         p = f"bert/encoder/layer_{i}/"
 
-        def proj(t, name):
+        def proj(t, name, p=p):
             return t @ W[p + name + "/kernel"] + W[p + name + "/bias"]
 
         def heads(t):

@@ -130,7 +130,7 @@ def test_fresh_process_tensorflow_only(exported):
 
         request = dict(np.load("request.npz"))
         patches = dict(np.load("patches.npz"))
-        texts = np.array(%r, dtype=object)
+        texts = np.array(TEXTS_REPR, dtype=object)
         itm = call("itm_score", request)
         embed = call("embed", request)
         tokens = call("tokenize", {"text": texts})
@@ -151,8 +151,7 @@ def test_fresh_process_tensorflow_only(exported):
                  text_logits=from_text["logits"], text_probability=from_text["match_probability"],
                  ids_logits=from_ids["logits"], ids_probability=from_ids["match_probability"],
                  session_text_logits=session_out["logits"])
-    """
-            % (TEXTS,)
+    """.replace("TEXTS_REPR", repr(TEXTS))
         )
     )
     run_subprocess([sys.executable, str(script), exported["text"], str(root / "fresh.npz")], cwd=root)
