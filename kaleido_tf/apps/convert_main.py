@@ -21,8 +21,8 @@ flags.DEFINE_string("config", None, "config.json to use; default: the one beside
 def main(argv):
     del argv
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
-    from kaleido_tf.convert.tf1_converter import CheckpointError
-    from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
+    from kaleido_tf.convert.tf1_converter import CheckpointError  # noqa: PLC0415
+    from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint  # noqa: PLC0415
 
     try:
         report = convert_tf1_checkpoint(FLAGS.tf1_checkpoint, FLAGS.output_dir, FLAGS.config)

@@ -14,7 +14,13 @@ kaleido_tf/apps/caption_app.py); export adds the `caption` signature. Flags: --v
 --max_caption_length, --caption_length_penalty, --caption_mask_ratio, --caption_max_predictions.
 """
 
+import json
 import os
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from kaleido_tf.utils.io import atomic_write
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -30,7 +36,6 @@ PREDICT_PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "img_cate
 
 def read_label_map(path):
     """JSON name -> id; returns (names by id, count)."""
-    import json
 
     with open(path, encoding="utf-8") as f:
         mapping = json.load(f)
@@ -44,11 +49,13 @@ def read_label_map(path):
 
 
 def build_task():
-    from kaleido_tf.apps.runner import UsageError, resolve_config
-    from kaleido_tf.tasks import ClassificationTask
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.apps.runner import UsageError, resolve_config  # noqa: PLC0415
+    from kaleido_tf.tasks import ClassificationTask  # noqa: PLC0415
 
     if FLAGS.task == "caption":
-        from kaleido_tf.apps.caption_app import build_caption_task
+        # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+        from kaleido_tf.apps.caption_app import build_caption_task  # noqa: PLC0415
 
         return build_caption_task(FLAGS)
     if FLAGS.task not in ("catepred", "subcatepred"):
@@ -69,11 +76,9 @@ def build_task():
 
 
 def run_predict(task):
-    import numpy as np
-    from tqdm.auto import tqdm
 
-    from kaleido_tf.apps import runner
-    from kaleido_tf.utils.io import atomic_write
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.apps import runner  # noqa: PLC0415
 
     if not FLAGS.output_dir:
         raise runner.UsageError("--output_dir is required in predict mode")
@@ -105,7 +110,8 @@ def run_predict(task):
 
 def main(argv):
     del argv
-    from kaleido_tf.apps import runner
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.apps import runner  # noqa: PLC0415
 
     runner.apply_model_zoo_path(FLAGS)
     task = build_task()
@@ -120,7 +126,8 @@ def evaluation_report(metrics):
 
 def predict(task):
     if task.name == "caption":
-        from kaleido_tf.apps.caption_app import run_caption_predict
+        # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+        from kaleido_tf.apps.caption_app import run_caption_predict  # noqa: PLC0415
 
         run_caption_predict(task, FLAGS)
     else:
@@ -128,7 +135,8 @@ def predict(task):
 
 
 def run():
-    from kaleido_tf.apps.runner import main_wrapper
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.apps.runner import main_wrapper  # noqa: PLC0415
 
     app.run(main_wrapper(main))
 

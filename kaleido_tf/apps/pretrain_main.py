@@ -23,8 +23,9 @@ FLAGS = app_flags.FLAGS
 
 
 def build_task():
-    from kaleido_tf.apps.runner import resolve_config
-    from kaleido_tf.tasks import PretrainTask
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.apps.runner import resolve_config  # noqa: PLC0415
+    from kaleido_tf.tasks import PretrainTask  # noqa: PLC0415
 
     return PretrainTask(
         resolve_config(FLAGS), grey_target_per_patch=FLAGS.grey_target_per_patch, use_image_mask=FLAGS.use_image_mask
@@ -32,9 +33,10 @@ def build_task():
 
 
 def run_retrieval(task):
-    from kaleido_tf.apps import runner
-    from kaleido_tf.evaluators.retrieval import format_retrieval_report
-    from kaleido_tf.evaluators.retrieval_predict import predict_retrieval
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.apps import runner  # noqa: PLC0415
+    from kaleido_tf.evaluators.retrieval import format_retrieval_report  # noqa: PLC0415
+    from kaleido_tf.evaluators.retrieval_predict import predict_retrieval  # noqa: PLC0415
 
     kind = FLAGS.type or "txt2img"
     if kind not in ("img2txt", "txt2img"):
@@ -54,7 +56,8 @@ def run_retrieval(task):
 
 def main(argv):
     del argv
-    from kaleido_tf.apps import runner
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.apps import runner  # noqa: PLC0415
 
     runner.apply_model_zoo_path(FLAGS)
     task = build_task()
@@ -66,7 +69,8 @@ def evaluation_report(metrics):
 
 
 def run():
-    from kaleido_tf.apps.runner import main_wrapper
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.apps.runner import main_wrapper  # noqa: PLC0415
 
     app.run(main_wrapper(main))
 

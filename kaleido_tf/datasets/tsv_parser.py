@@ -17,6 +17,7 @@ reject exactly the same lines.
 import base64
 import binascii
 import re
+import warnings
 
 import numpy as np
 
@@ -34,7 +35,6 @@ _WHITESPACE = (b" ", b"\t", b"\r", b"\n", b"\x0b", b"\x0c")
 
 def _fromstring_is_strict():
     """True when numpy's text `fromstring` raises on unparsable input (numpy 2); else the fast path is off."""
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

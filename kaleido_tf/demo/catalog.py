@@ -29,6 +29,7 @@ import sys
 import time
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from kaleido_tf.demo.painter import Painter
@@ -402,8 +403,6 @@ def generate_catalog(
         raise ValueError(f"valid_fraction + test_fraction must be < 1, got {valid_fraction} + {test_fraction}")
     output_dir = os.path.abspath(os.fspath(output_dir))
     _prepare_output(output_dir, overwrite)
-
-    from PIL import Image  # local: keeps `import kaleido_tf.demo` light
 
     start = time.time()
     plan = plan_catalog(num_products, seed, valid_fraction, test_fraction)

@@ -22,6 +22,16 @@ import argparse
 import os
 import sys
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kaleido_tf.datasets import make_tfrecord_dataset
+from kaleido_tf.datasets.itm_negatives import roll_text_side
+from kaleido_tf.demo.run import demo_model_config
+from kaleido_tf.model_zoo import registry
+from kaleido_tf.preprocessors.kaleido_patches import LEVEL_NAMES
+
 CONTROLS = ("image", "text", "xor", "match")
 IMAGE_KEY = "img_feature_convert_rotation"  # the level-1 patch: the whole product
 
@@ -31,9 +41,6 @@ def relabel(batch, control, swap, shift, text_token, image_threshold):
 
     swap: bool [B], which examples take the text of example (i + shift) mod B; shift: int in [1, B).
     """
-    import tensorflow as tf
-
-    from kaleido_tf.datasets.itm_negatives import roll_text_side
 
     out, source = roll_text_side(batch, swap, shift)
     image_bit = batch[IMAGE_KEY][:, 0] > image_threshold  # [B]
@@ -56,7 +63,6 @@ def relabel(batch, control, swap, shift, text_token, image_threshold):
 def balanced_bits(batch):
     """(text token, image threshold): the token found in the share of texts nearest one half, and the median
     of image feature 0, so that both bits split the batch about evenly."""
-    import numpy as np
 
     ids = np.asarray(batch["input_ids"])
     tokens = np.unique(ids[ids > 4])
@@ -72,9 +78,6 @@ def train_control(model, batches, control, steps, learning_rate=5e-4, seed=0, lo
     batches: an iterator of feature dicts (finetune schema: the text fields, patch features and positions,
     and `image_prod_id` for `match`).
     """
-    import keras
-    import numpy as np
-    import tensorflow as tf
 
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
@@ -115,11 +118,6 @@ def train_control(model, batches, control, steps, learning_rate=5e-4, seed=0, lo
 def standardizer(path, batch_size=256):
     """A function batch -> batch scaling every patch feature dimension by the mean and standard deviation
     over the patches of the examples under `path`."""
-    import numpy as np
-    import tensorflow as tf
-
-    from kaleido_tf.datasets import make_tfrecord_dataset
-    from kaleido_tf.preprocessors.kaleido_patches import LEVEL_NAMES
 
     keys = [f"img_feature_convert_{level}" for level in LEVEL_NAMES]
     rows = []
@@ -152,11 +150,6 @@ def main(argv=None):
     p.add_argument("--log_steps", type=int, default=100)
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    from kaleido_tf.datasets import make_tfrecord_dataset
-    from kaleido_tf.demo.run import demo_model_config
-    from kaleido_tf.model_zoo import registry
 
     path = os.path.join(args.data_dir, "finetune", "train")
     with open(args.vocab, encoding="utf-8") as f:

@@ -16,7 +16,12 @@ variance. Preprocessing then runs it with `--feature_extractor keras --feature_m
 import json
 import os
 
+import keras
 import numpy as np
+from PIL import Image
+
+from kaleido_tf.preprocessors.foreground import ForegroundDetector
+from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS, NUM_PATCHES, KaleidoPatchGenerator
 
 LABEL_KEYS = ("subcategory", "colour", "pattern")
 
@@ -33,10 +38,6 @@ def catalog_crops(catalog_path, crop_size, split="train", foreground="saliency")
     Returns (crops uint8 [N, S, S, 3], labels int32 [N, 3] = subcategory, colour, pattern ids,
     {label key: number of classes}). The class ids index the sorted values over the whole catalog.
     """
-    from PIL import Image
-
-    from kaleido_tf.preprocessors.foreground import ForegroundDetector
-    from kaleido_tf.preprocessors.kaleido_patches import KaleidoPatchGenerator
 
     root = os.path.dirname(os.path.abspath(catalog_path))
     records = []
@@ -68,7 +69,6 @@ def catalog_crops(catalog_path, crop_size, split="train", foreground="saliency")
 
 def build_patch_cnn(crop_size, feature_size, classes):
     """(trainer with one head per entry of `classes`, feature model) sharing the convolution stack."""
-    import keras
 
     inputs = keras.Input((crop_size, crop_size, 3), name="crops")  # [N, S, S, 3] in [0, 1]
     h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(inputs)
@@ -101,9 +101,6 @@ def train_patch_cnn(
     subcategory is learned from the crops of kaleido levels 1..`garment_levels` only: a cell of the finer grids
     shows a piece of cloth, from which the garment cannot be told, while colour and pattern can.
     """
-    import keras
-
-    from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS, NUM_PATCHES
 
     if layout_grid and crop_size % layout_grid:
         raise ValueError(f"layout_grid {layout_grid} must divide crop_size {crop_size}")

@@ -15,8 +15,13 @@ next to the TensorBoard logs. docs/demo.md has the measured numbers and why each
 import argparse
 import json
 import os
+import re
+import shutil
 import sys
+import textwrap
 import time
+
+from kaleido_tf.utils.io import atomic_write_text
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -64,7 +69,8 @@ def parse_args(argv):
 
 
 def demo_model_config(vocab_size):
-    from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig  # noqa: PLC0415
 
     return KaleidoBERTConfig(
         vocab_size=vocab_size,
@@ -86,7 +92,6 @@ def demo_model_config(vocab_size):
 def build_vocab(catalog_path, vocab_path):
     """A small WordPiece vocabulary of the catalog's words (BERT's basic tokenisation: lower case, punctuation
     split), so the demo model needs no 30k-row word table."""
-    import re
 
     words, chars = set(), set()
     with open(catalog_path, encoding="utf-8") as f:
@@ -97,7 +102,6 @@ def build_vocab(catalog_path, vocab_path):
                 chars.update(token)
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words | chars)
     tokens += [f"##{c}" for c in sorted(chars)]
-    from kaleido_tf.utils.io import atomic_write_text
 
     atomic_write_text(vocab_path, "\n".join(dict.fromkeys(tokens)) + "\n")
     return len(dict.fromkeys(tokens))
@@ -133,12 +137,12 @@ def main(argv=None):
     stage = Stages()
     os.makedirs(out, exist_ok=True)
     # Every run of the demo starts afresh: its training runs must not resume an earlier demo's checkpoints.
-    import shutil
 
     for stale in ("runs", "export"):
         shutil.rmtree(os.path.join(out, stale), ignore_errors=True)
 
-    from kaleido_tf.demo.catalog import generate_catalog
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    from kaleido_tf.demo.catalog import generate_catalog  # noqa: PLC0415
 
     with stage("catalog"):
         catalog_dir = os.path.join(out, "catalog")
@@ -157,15 +161,18 @@ def main(argv=None):
         vocab_path = os.path.join(out, "vocab.txt")
         vocab_size = build_vocab(os.path.join(catalog_dir, "catalog.jsonl"), vocab_path)
 
-    import keras
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    import keras  # noqa: PLC0415
 
-    from kaleido_tf.preprocessors.cli import main as preprocess_main
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    from kaleido_tf.preprocessors.cli import main as preprocess_main  # noqa: PLC0415
 
     keras.utils.set_random_seed(args.seed)
     data = os.path.join(out, "data")
     config = demo_model_config(vocab_size)
     with stage("patch features"):
-        from kaleido_tf.demo.patch_cnn import train_patch_cnn
+        # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+        from kaleido_tf.demo.patch_cnn import train_patch_cnn  # noqa: PLC0415
 
         feature_model = os.path.join(out, "patch_cnn.keras")
         accuracies = train_patch_cnn(
@@ -230,7 +237,8 @@ def main(argv=None):
 
 
 def _dataset(path, batch, training, seed=0):
-    from kaleido_tf.datasets import make_tfrecord_dataset
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    from kaleido_tf.datasets import make_tfrecord_dataset  # noqa: PLC0415
 
     def make(context):
         return make_tfrecord_dataset(
@@ -242,10 +250,11 @@ def _dataset(path, batch, training, seed=0):
 
 def run_training_stages(out, data, config, size, stage, progress):
 
-    from kaleido_tf.engines import Predictor, Trainer
-    from kaleido_tf.evaluators.retrieval_predict import predict_retrieval
-    from kaleido_tf.model_zoo import registry
-    from kaleido_tf.tasks import ClassificationTask, PretrainTask
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    from kaleido_tf.engines import Predictor, Trainer  # noqa: PLC0415
+    from kaleido_tf.evaluators.retrieval_predict import predict_retrieval  # noqa: PLC0415
+    from kaleido_tf.model_zoo import registry  # noqa: PLC0415
+    from kaleido_tf.tasks import ClassificationTask, PretrainTask  # noqa: PLC0415
 
     label_maps = {
         k: json.load(open(os.path.join(data, "label_maps", f"{k}.json"))) for k in ("category", "subcategory")
@@ -277,8 +286,9 @@ def run_training_stages(out, data, config, size, stage, progress):
     with stage("ITM phase"):
         # Image-text matching leaves its plateau only with ITM trained alone and fresh in-batch negatives
         # (docs/demo.md); this phase starts from the pretrained weights and serves retrieval and the export.
-        from kaleido_tf.datasets import with_itm_negatives
-        from kaleido_tf.losses import LOSS_NAMES
+        # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+        from kaleido_tf.datasets import with_itm_negatives  # noqa: PLC0415
+        from kaleido_tf.losses import LOSS_NAMES  # noqa: PLC0415
 
         itm_only = {name: 0.0 for name in LOSS_NAMES if name != ITM_LOSS}
         itm_dir = os.path.join(out, "runs", "itm")
@@ -328,7 +338,8 @@ def run_training_stages(out, data, config, size, stage, progress):
                 results["metrics"].append((f"{label_key} macro-F1, held-out ({init})", metrics["macro_f1"], None))
 
     with stage("captioning"):
-        from kaleido_tf.apps.caption_app import finetune_and_score_captions
+        # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+        from kaleido_tf.apps.caption_app import finetune_and_score_captions  # noqa: PLC0415
 
         captions = finetune_and_score_captions(
             pretrain_dir,
@@ -376,7 +387,8 @@ def run_training_stages(out, data, config, size, stage, progress):
             results["metrics"].append((f"{kind} AUC", metrics["auc"], 0.5))
 
     with stage("export"):
-        from kaleido_tf.export import export_saved_model
+        # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+        from kaleido_tf.export import export_saved_model  # noqa: PLC0415
 
         model = registry.build_model(config)
         registry.load_weights(model, itm_dir)
@@ -418,7 +430,6 @@ def run_training_stages(out, data, config, size, stage, progress):
 
 
 def write_report(out, results, seconds):
-    from kaleido_tf.utils.io import atomic_write_text
 
     lines = [f"{'metric':<52s} {'value':>8s} {'chance':>8s} {'x chance':>9s}"]
     for name, value, chance in results["metrics"]:
@@ -462,12 +473,13 @@ def write_report(out, results, seconds):
 
 
 def plot_report(path, results, table):
-    import matplotlib
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import textwrap
 
-    import matplotlib.pyplot as plt
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig = plt.figure(figsize=(13, 12))
     curves = results["curves"]

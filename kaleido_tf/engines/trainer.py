@@ -22,6 +22,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from kaleido_tf.convert.tf1_converter import CheckpointError
 from kaleido_tf.engines.distribution import is_chief
@@ -44,7 +45,6 @@ class TrainingDivergedError(RuntimeError):
 def _progress_bar(total, initial, unit_scale, enabled, desc):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
 
     return tqdm(
         total=total, initial=initial, unit="ex", unit_scale=unit_scale, desc=desc, mininterval=1.0, dynamic_ncols=True

@@ -45,7 +45,8 @@ __all__ = [
 
 def __getattr__(name):
     if name in _LAZY:
-        from kaleido_tf.evaluators import pretrain  # pylint: disable=import-outside-toplevel
+        # local import: TensorFlow loads on first use of a metric (the package stays light)
+        from kaleido_tf.evaluators import pretrain  # noqa: PLC0415
 
         return getattr(pretrain, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

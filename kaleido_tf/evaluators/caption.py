@@ -43,8 +43,9 @@ class CaptionScorerError(RuntimeError):
 
 def _library():
     try:
-        import pycocoevalcap  # noqa: F401  (namespace package: the scorers are its submodules)
-        from pycocoevalcap.tokenizer import ptbtokenizer
+        # local import: an absent scorer package becomes one CaptionScorerError, not an import failure
+        import pycocoevalcap  # noqa: F401, PLC0415  (namespace package: the scorers are its submodules)
+        from pycocoevalcap.tokenizer import ptbtokenizer  # noqa: PLC0415
     except ImportError:
         raise CaptionScorerError("caption metrics need the pycocoevalcap package: pip install pycocoevalcap") from None
     return ptbtokenizer
@@ -95,7 +96,8 @@ def _meteor():
     with _METEOR_LOCK:
         if _METEOR is None:
             _java()
-            from pycocoevalcap.meteor.meteor import Meteor
+            # local import: an absent scorer package becomes one CaptionScorerError, not an import failure
+            from pycocoevalcap.meteor.meteor import Meteor  # noqa: PLC0415
 
             _METEOR = Meteor()
         return _METEOR
@@ -152,7 +154,8 @@ def score_captions(hypotheses, references, metrics=METRICS):
         offset += len(group)
     scores = {}
     if any(m.startswith("bleu") for m in metrics):
-        from pycocoevalcap.bleu.bleu import Bleu
+        # local import: an absent scorer package becomes one CaptionScorerError, not an import failure
+        from pycocoevalcap.bleu.bleu import Bleu  # noqa: PLC0415
 
         with contextlib.redirect_stdout(io.StringIO()):  # the scorer prints its n-gram counts
             bleu, _ = Bleu(4).compute_score(gts, res)
@@ -165,11 +168,13 @@ def score_captions(hypotheses, references, metrics=METRICS):
         score, _ = _meteor().compute_score(gts, meteor_res)
         scores["meteor"] = 100.0 * float(score)
     if "rouge_l" in metrics:
-        from pycocoevalcap.rouge.rouge import Rouge
+        # local import: an absent scorer package becomes one CaptionScorerError, not an import failure
+        from pycocoevalcap.rouge.rouge import Rouge  # noqa: PLC0415
 
         scores["rouge_l"] = 100.0 * float(Rouge().compute_score(gts, res)[0])
     if "cider" in metrics:
-        from pycocoevalcap.cider.cider import Cider
+        # local import: an absent scorer package becomes one CaptionScorerError, not an import failure
+        from pycocoevalcap.cider.cider import Cider  # noqa: PLC0415
 
         scores["cider"] = 100.0 * float(Cider().compute_score(gts, res)[0])
     return {m: scores[m] for m in metrics}

@@ -23,6 +23,7 @@ The logits equal `model(features, mode="predict")["nsp_logits"]` of the same pai
 import numpy as np
 import tensorflow as tf
 from keras import ops
+from tqdm.auto import tqdm
 
 from kaleido_tf.model_zoo.kaleidobert_backbone import FEATURE_KEY, LEVEL_SUFFIXES, POSITION_KEY, SEGMENT_KEY
 
@@ -148,7 +149,6 @@ class ITMScorer:
 
     def score_embedded(self, text_embeddings, image_embeddings, text_index, image_index, progress=False):
         """Logits [P, 2] of the pairs (text_index[p], image_index[p]) from `embed_texts` / `embed_images`."""
-        from tqdm.auto import tqdm
 
         text_emb, text_mask = text_embeddings
         image_emb, image_mask = image_embeddings

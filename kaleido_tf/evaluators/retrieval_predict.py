@@ -1,6 +1,8 @@
 """Retrieval evaluation end to end: score every (query, candidate) pair with the ITM head, write the original
 result file, and compute Accuracy, Rank@K and AUC from it."""
 
+from tqdm.auto import tqdm
+
 from kaleido_tf.evaluators.retrieval import RetrievalResultWriter, read_retrieval_results, score_retrieval
 
 PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "nx_sent_labels")
@@ -11,7 +13,6 @@ def predict_retrieval(predictor, dataset_fn, kind, result_path, progress=True):
 
     The result file is written atomically in the original format, so `kaleido-eval-retrieval` rescores it.
     """
-    from tqdm.auto import tqdm
 
     if kind not in ("img2txt", "txt2img"):
         raise ValueError(f"retrieval type must be img2txt or txt2img, got {kind!r}")

@@ -11,6 +11,7 @@ path. Exit status 2 with a one-line message on bad input.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -74,17 +75,17 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from kaleido_tf.convert.tf1_converter import CheckpointError
-    from kaleido_tf.export.exporter import export_saved_model
-    from kaleido_tf.model_zoo.registry import from_pretrained
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.convert.tf1_converter import CheckpointError  # noqa: PLC0415
+    from kaleido_tf.export.exporter import export_saved_model  # noqa: PLC0415
+    from kaleido_tf.model_zoo.registry import from_pretrained  # noqa: PLC0415
 
     try:
         model_kwargs = {}
         if args.task == "caption":
-            import dataclasses
-
-            from kaleido_tf.export.exporter import DEFAULT_VOCAB
-            from kaleido_tf.model_zoo.caption_decoding import CaptionTokens
+            # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+            from kaleido_tf.export.exporter import DEFAULT_VOCAB  # noqa: PLC0415
+            from kaleido_tf.model_zoo.caption_decoding import CaptionTokens  # noqa: PLC0415
 
             tokens = CaptionTokens.from_vocab_file(args.vocab_file or DEFAULT_VOCAB)
             model_kwargs = dict(

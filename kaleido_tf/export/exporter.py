@@ -12,6 +12,7 @@ import logging
 import os
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 from tqdm import tqdm
 
 from kaleido_tf.export.caption_module import CAPTIONER, CaptionServingModule
@@ -62,7 +63,6 @@ def resolve_version(export_dir, version=None):
 # --------------------------------------------------------------------------- graph inspection
 def custom_ops(saved_model_dir):
     """Op types of the SavedModel that core TensorFlow lacks (those a TF Serving binary must link in)."""
-    from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:

@@ -135,7 +135,8 @@ def config_from_args(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kaleido_tf.preprocessors.pipeline import Preprocessor
+    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+    from kaleido_tf.preprocessors.pipeline import Preprocessor  # noqa: PLC0415
 
     try:
         summary = Preprocessor(config_from_args(args)).run()

@@ -20,7 +20,7 @@ class KerasModelPatchExtractor(PatchFeatureExtractor):
     def __init__(self, model_path, crop_size, feature_size, batch_size=256):
         super().__init__(crop_size, feature_size)
         # local import: TensorFlow loads only when this extractor is built (the pixels one stays light)
-        import keras
+        import keras  # noqa: PLC0415
 
         if not model_path:
             raise ValueError("--feature_extractor keras needs --feature_model (a saved .keras model)")

@@ -41,8 +41,8 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
     ):
         super().__init__(crop_size, feature_size)
         # local import: TensorFlow loads only when this extractor is built (the pixels one stays light)
-        import keras
-        import tensorflow as tf
+        import keras  # noqa: PLC0415
+        import tensorflow as tf  # noqa: PLC0415
 
         self.weights_path = weights_path
         self.seed = int(seed)

@@ -101,8 +101,9 @@ class WordPieceTokenizer(TextTokenizer):
     name = "wordpiece"
 
     def __init__(self, vocab_path, lower_case=True):
-        import tensorflow as tf
-        import tensorflow_text as tf_text
+        # local import: the tokenizer backend loads only when it is the one chosen
+        import tensorflow as tf  # noqa: PLC0415
+        import tensorflow_text as tf_text  # noqa: PLC0415
 
         if not os.path.isfile(vocab_path):
             raise FileNotFoundError(f"vocabulary file not found: {vocab_path}")
@@ -156,7 +157,8 @@ class SentencePieceTokenizer(TextTokenizer):
     }
 
     def __init__(self, model_path, lower_case=False):
-        import sentencepiece as spm
+        # local import: the tokenizer backend loads only when it is the one chosen
+        import sentencepiece as spm  # noqa: PLC0415
 
         if not model_path or not os.path.isfile(model_path):
             raise FileNotFoundError(f"SentencePiece model not found: {model_path}")

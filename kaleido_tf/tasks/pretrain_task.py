@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from kaleido_tf.evaluators.pretrain import pretrain_metric_values
 from kaleido_tf.losses import LOSS_NAMES, pretrain_losses
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel, as_config
 from kaleido_tf.tasks.base_task import Task
@@ -57,7 +58,6 @@ class PretrainTask(Task):
         return losses
 
     def validation_step(self, features, model, global_batch_size=None):
-        from kaleido_tf.evaluators.pretrain import pretrain_metric_values
 
         outputs = model(features, training=False)
         batch = tf.cast(tf.shape(features["input_ids"])[0], tf.float32)
