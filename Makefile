@@ -1,12 +1,13 @@
 # The two commands of the README:
 #   make demo   installs into .venv and runs the main job on the embedded demo catalog
 #   make test   installs into .venv and runs the test suite
+#   make lint   ruff (lint and format check) and import-linter's layering contracts (docs/architecture.md)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: install demo demo-quick test bench clean
+.PHONY: install demo demo-quick test lint bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,11 @@ demo-quick: install
 
 test: install
 	$(PY) -m pytest tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) bench/data_pipeline.py

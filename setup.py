@@ -1,4 +1,4 @@
-"""Install kaleido_tf: `pip install -e .` (add `[test]` for the test tools)."""
+"""Install kaleido_tf: `pip install -e .` (add `[test]` for the test and lint tools)."""
 
 import os
 
@@ -32,7 +32,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "psutil"],
+        "test": ["pytest", "hypothesis", "psutil", "ruff", "import-linter"],
         "bench": ["keras-hub"],
     },
     entry_points={
