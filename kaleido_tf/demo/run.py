@@ -372,7 +372,6 @@ def run_training_stages(out, data, config, size, stage, progress):
     for kind in ("img2txt", "txt2img"):
         with stage(f"retrieval {kind}"):
             predictor = Predictor(PretrainTask(config)).load(itm_dir)
-            os.makedirs(os.path.join(out, "runs", f"retrieval_{kind}"), exist_ok=True)
             path = os.path.join(out, "runs", f"retrieval_{kind}", f"eval_{kind}_results.txt")
             metrics = predict_retrieval(
                 predictor, _dataset(os.path.join(data, "retrieval", kind), 101, False), kind, path, progress=progress
