@@ -36,7 +36,6 @@ PREDICT_PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "img_cate
 
 def read_label_map(path):
     """JSON name -> id; returns (names by id, count)."""
-
     with open(path, encoding="utf-8") as f:
         mapping = json.load(f)
     if not isinstance(mapping, dict) or not all(isinstance(v, int) for v in mapping.values()):
@@ -76,7 +75,6 @@ def build_task():
 
 
 def run_predict(task):
-
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
     from kaleido_tf.apps import runner  # noqa: PLC0415
 
@@ -134,11 +132,15 @@ def predict(task):
         run_predict(task)
 
 
-def run():
+def _main_with_error_lines(argv):
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
     from kaleido_tf.apps.runner import main_wrapper  # noqa: PLC0415
 
-    app.run(main_wrapper(main))
+    return main_wrapper(main)(argv)
+
+
+def run():
+    app.run(_main_with_error_lines)
 
 
 if __name__ == "__main__":

@@ -68,11 +68,15 @@ def evaluation_report(metrics):
     return "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
 
 
-def run():
+def _main_with_error_lines(argv):
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
     from kaleido_tf.apps.runner import main_wrapper  # noqa: PLC0415
 
-    app.run(main_wrapper(main))
+    return main_wrapper(main)(argv)
+
+
+def run():
+    app.run(_main_with_error_lines)
 
 
 if __name__ == "__main__":
