@@ -13,12 +13,8 @@ import json
 import math
 import sys
 
-from kaleido_tf.evaluators.retrieval import (
-    RETRIEVAL_TYPES,
-    format_retrieval_report,
-    read_retrieval_results,
-    score_retrieval,
-)
+from kaleido_tf.evaluators.retrieval import format_retrieval_report, score_retrieval
+from kaleido_tf.evaluators.retrieval_format import RETRIEVAL_TYPES, read_retrieval_results
 
 PROG = "kaleido-eval-retrieval"
 EXIT_USAGE = 2

@@ -1,7 +1,8 @@
 """Retrieval evaluation end to end: score every (query, candidate) pair with the ITM head, write the original
 result file, and compute Accuracy, Rank@K and AUC from it."""
 
-from kaleido_tf.evaluators.retrieval import RetrievalResultWriter, read_retrieval_results, score_retrieval
+from kaleido_tf.evaluators.retrieval import score_retrieval
+from kaleido_tf.evaluators.retrieval_format import RetrievalResultWriter, read_retrieval_results
 
 PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "nx_sent_labels")
 

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from kaleido_tf.evaluators.retrieval import read_retrieval_results, score_retrieval
+from kaleido_tf.evaluators.retrieval import score_retrieval
+from kaleido_tf.evaluators.retrieval_format import read_retrieval_results
 from tests.apps.tiny_data import schema_string, write_tiny_bundle
 from tests.conftest import GOLDEN
 

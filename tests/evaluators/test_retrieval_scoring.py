@@ -8,14 +8,16 @@ import pytest
 
 from kaleido_tf.evaluators.retrieval import (
     METRIC_KEYS,
-    RetrievalRecord,
-    RetrievalResults,
-    RetrievalResultWriter,
     format_retrieval_report,
-    read_retrieval_results,
     roc_auc,
     score_retrieval,
     score_retrieval_arrays,
+)
+from kaleido_tf.evaluators.retrieval_format import (
+    RetrievalRecord,
+    RetrievalResults,
+    RetrievalResultWriter,
+    read_retrieval_results,
 )
 
 SEP = "\001"

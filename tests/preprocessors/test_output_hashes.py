@@ -108,7 +108,7 @@ def _preprocess(root):
 
 def _retrieval(root):
     from kaleido_tf.evaluators import retrieval_cli  # pylint: disable=import-outside-toplevel
-    from kaleido_tf.evaluators.retrieval import RetrievalResultWriter  # pylint: disable=import-outside-toplevel
+    from kaleido_tf.evaluators.retrieval_format import RetrievalResultWriter  # pylint: disable=import-outside-toplevel
 
     rng = np.random.default_rng(5)
     path = os.path.join(root, "results.txt")
