@@ -35,13 +35,14 @@ def run_retrieval(task):
     from kaleido_tf.apps import runner
     from kaleido_tf.engines import Trainer
     from kaleido_tf.evaluators.retrieval import format_retrieval_report
-    from kaleido_tf.evaluators.retrieval_predict import predict_retrieval
+    from kaleido_tf.evaluators.retrieval_predict import check_retrieval_input, predict_retrieval
 
     kind = FLAGS.type or "txt2img"
     if kind not in ("img2txt", "txt2img"):
         raise runner.UsageError(f"--type must be img2txt or txt2img, got {kind!r}")
     if not FLAGS.output_dir:
         raise runner.UsageError("--output_dir is required in predict mode")
+    check_retrieval_input(FLAGS.predict_input_fp, kind)
     source = runner.weights_for_prediction(FLAGS)
     trainer = Trainer(task, FLAGS.output_dir, runner.make_strategy(FLAGS), progress=False)
     runner.say(runner.registry.load_weights(trainer.model, source))

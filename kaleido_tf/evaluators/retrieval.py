@@ -26,7 +26,18 @@ import numpy as np
 from kaleido_tf.evaluators.retrieval_format import RETRIEVAL_TYPES, RetrievalRecord, RetrievalResults, check_type
 
 RANK_KS = (1, 5, 10, 100)
-METRIC_KEYS = ("accuracy", "rank@1", "rank@5", "rank@10", "rank@100", "auc", "queries", "pairs")
+METRIC_KEYS = (
+    "accuracy",
+    "rank@1",
+    "rank@5",
+    "rank@10",
+    "rank@100",
+    "auc",
+    "queries",
+    "pairs",
+    "min_candidates",
+    "max_candidates",
+)
 COUNT_EPSILON = 1e-5
 
 __all__ = [
@@ -34,6 +45,7 @@ __all__ = [
     "METRIC_KEYS",
     "RANK_KS",
     "RETRIEVAL_TYPES",
+    "check_query_type",
     "format_retrieval_report",
     "roc_auc",
     "score_retrieval",
@@ -74,7 +86,8 @@ def score_retrieval_arrays(query_ids, labels, logits):
       logits: [N, 2] (or flat [2N]) ITM logits; scored as float32.
 
     Returns:
-      dict with `METRIC_KEYS`: accuracy, rank@1, rank@5, rank@10, rank@100, auc, queries, pairs.
+      dict with `METRIC_KEYS`: accuracy, rank@1, rank@5, rank@10, rank@100, auc, queries, pairs, and the
+      fewest and most candidates of a query (min_candidates, max_candidates).
     """
     query_ids = np.asarray(query_ids, dtype=object).reshape(-1)  # [N]
     labels = np.asarray(labels).reshape(-1)  # [N]
@@ -116,6 +129,9 @@ def score_retrieval_arrays(query_ids, labels, logits):
     metrics["auc"] = roc_auc(labels, scores)
     metrics["queries"] = num_queries
     metrics["pairs"] = int(n)
+    sizes = np.bincount(query_index, minlength=num_queries)  # [Q] candidates of each query
+    metrics["min_candidates"] = int(sizes.min()) if num_queries else 0
+    metrics["max_candidates"] = int(sizes.max()) if num_queries else 0
     return {key: metrics[key] for key in METRIC_KEYS}
 
 
@@ -127,7 +143,7 @@ def score_retrieval(records: RetrievalResults | Iterable[RetrievalRecord], type=
       type: "txt2img" (queries keyed by text_prod_id) or "img2txt" (keyed by image_prod_id).
 
     Returns:
-      dict with keys accuracy, rank@1, rank@5, rank@10, rank@100, auc, queries, pairs.
+      dict with `METRIC_KEYS`.
     """
     check_type(type)
     if not isinstance(records, RetrievalResults):
@@ -135,17 +151,50 @@ def score_retrieval(records: RetrievalResults | Iterable[RetrievalRecord], type=
     return score_retrieval_arrays(records.query_ids(type), records.labels, records.logits)
 
 
+def _positives_per_query(query_ids, labels):
+    """[Q] number of positive pairs of each query (queries in order of first appearance)."""
+    first_seen = {}
+    index = np.fromiter((first_seen.setdefault(q, len(first_seen)) for q in query_ids.tolist()), np.int64)
+    return np.bincount(index, weights=np.asarray(labels).reshape(-1) == 1, minlength=len(first_seen))
+
+
+def check_query_type(results, type):  # pylint: disable=redefined-builtin
+    """Refuses results of the other direction: every query holds exactly one positive when the pairs are
+    keyed for their own direction. Raises ValueError naming both when the pairs keyed for `type` do not
+    have that property and keyed for the other direction do."""
+    check_type(type)
+    other = "img2txt" if type == "txt2img" else "txt2img"
+    own = _positives_per_query(results.query_ids(type), results.labels)
+    if not len(own) or np.all(own == 1):
+        return
+    theirs = _positives_per_query(results.query_ids(other), results.labels)
+    if np.all(theirs == 1):
+        key = {"txt2img": "text_prod_id", "img2txt": "image_prod_id"}
+        raise ValueError(
+            f"these are {other} results (each {key[other]} has one positive), not {type}: keyed by "
+            f"{key[type]}, {int(np.sum(own != 1))} of {len(own)} queries have no or several positives; "
+            f"use --type {other} or the {type} data"
+        )
+
+
 def format_retrieval_report(metrics):
-    """Human-readable report of `score_retrieval` output, one metric per line."""
+    """Human-readable report of `score_retrieval` output, one metric per line; Rank@K only for K below the
+    fewest candidates of a query (above, it is 1 whatever the model does)."""
     missing = [k for k in METRIC_KEYS if k not in metrics]
     if missing:
         raise ValueError(f"metrics lack the keys {missing}")
     auc = metrics["auc"]
     auc_text = "n/a (only one label class present)" if auc is None or math.isnan(auc) else f"{auc:.6f}"
+    low, high = metrics["min_candidates"], metrics["max_candidates"]
     lines = [
-        f"Queries: {metrics['queries']}  Pairs: {metrics['pairs']}",
+        f"Queries: {metrics['queries']}  Pairs: {metrics['pairs']}  "
+        f"Candidates per query: {low if low == high else f'{low} to {high}'}",
         f"Accuracy: {metrics['accuracy']:.6f}",
     ]
-    lines += [f"Rank@{k}: {metrics[f'rank@{k}']:.6f}" for k in RANK_KS]
+    # Rank@K for K >= a query's candidates counts that query whatever the scores: shown only below.
+    lines += [f"Rank@{k}: {metrics[f'rank@{k}']:.6f}" for k in RANK_KS if k < low]
+    hidden = [f"Rank@{k}" for k in RANK_KS if k >= low]
+    if hidden:
+        lines.append(f"{', '.join(hidden)}: not shown (a query has only {low} candidates)")
     lines.append(f"AUC: {auc_text}")
     return "\n".join(lines)

@@ -110,19 +110,22 @@ def _retrieval(root):
     from kaleido_tf.evaluators import retrieval_cli  # pylint: disable=import-outside-toplevel
     from kaleido_tf.evaluators.retrieval_format import RetrievalResultWriter  # pylint: disable=import-outside-toplevel
 
-    rng = np.random.default_rng(5)
-    path = os.path.join(root, "results.txt")
-    with RetrievalResultWriter(path) as writer:
-        for q in range(12):
-            n = 9
-            labels = np.zeros(n, np.int64)
-            labels[rng.integers(n)] = 1
-            logits = rng.normal(size=(n, 2)).astype(np.float32)
-            logits[:3, 1] = logits[0, 1]  # ties
-            images = [f"i{(q * 7 + j) % 40}" for j in range(n)]
-            writer.write_batch([f"t{q}"] * n, images, [f"{i}_0" for i in images], labels, logits)
-    hashes = {"retrieval/results.txt": _sha(path)}
-    for kind in ("txt2img", "img2txt"):
+    hashes = {}
+    for kind, name in (("txt2img", "results.txt"), ("img2txt", "results_img2txt.txt")):
+        rng = np.random.default_rng(5)
+        path = os.path.join(root, name)
+        with RetrievalResultWriter(path) as writer:
+            for q in range(12):
+                n = 9
+                labels = np.zeros(n, np.int64)
+                labels[rng.integers(n)] = 1
+                logits = rng.normal(size=(n, 2)).astype(np.float32)
+                logits[:3, 1] = logits[0, 1]  # ties
+                others = [f"c{(q * 7 + j) % 40}" for j in range(n)]
+                query = [f"q{q}"] * n
+                text, image = (query, others) if kind == "txt2img" else (others, query)
+                writer.write_batch(text, image, [f"{i}_0" for i in image], labels, logits)
+        hashes[f"retrieval/{name}"] = _sha(path)
         for flag in ([], ["--json"]):
             buffer = io.StringIO()
             with redirect_stdout(buffer):
