@@ -23,6 +23,7 @@ result object: shard_book (layout, done markers), image_source (loading, patches
 (ITM negatives, camouflage donors), main_pass, retrieval_pass, run_report (schema.json, summary.json).
 """
 
+import logging
 import os
 
 from kaleido_tf.preprocessors.alignment_masking import AlignmentGuidedMasker
@@ -43,6 +44,8 @@ from kaleido_tf.preprocessors.shard_book import SHARD_DIR, ShardBook, ShardSetti
 from kaleido_tf.preprocessors.text_tokenizer import build_tokenizer
 
 __all__ = ["Preprocessor", "ShardSettingsMismatch"]
+
+log = logging.getLogger(__name__)
 
 
 class Preprocessor:
@@ -136,4 +139,9 @@ class Preprocessor:
             RetrievalPass(ctx).run()
         for task in tasks:
             write_schema_files(ctx, task)
-        return write_summary(ctx)
+        summary = write_summary(ctx)
+        warnings = summary["catalog_index"].get("notes", [])
+        warnings += [n for n in summary.get("retrieval", {}).get("notes", []) if "byte-identical" in n]
+        for note in warnings:  # also in summary.json; logged so that a run without a look at it hears of them
+            log.warning("warning: %s", note)
+        return summary

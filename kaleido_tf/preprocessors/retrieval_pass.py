@@ -4,6 +4,7 @@ shard, 1 positive + `retrieval_negatives` candidates per query and direction, wr
 
 import collections
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -17,6 +18,8 @@ from kaleido_tf.preprocessors.rejections import RejectionLog
 from kaleido_tf.preprocessors.shard_book import DIRECTIONS, SHARD_DIR
 from kaleido_tf.preprocessors.tally import Tally
 from kaleido_tf.utils.io import atomic_write
+
+_DIGESTS_KEPT = 65536
 
 
 def retrieval_queries(index, config):
@@ -53,6 +56,7 @@ class RetrievalPass:
         self.ctx = ctx
         self.config = ctx.config
         self._feature_cache = collections.OrderedDict()
+        self._digest_cache = collections.OrderedDict()
 
     def run(self):
         ctx, c = self.ctx, self.config
@@ -102,6 +106,24 @@ class RetrievalPass:
             rejections.add(self.ctx.location(rec), rec.product_id, rec.raw_images[k], "image", reason)
         return None
 
+    def _digests(self, rec):
+        """sha256 of the product's image files that can be read (cached by path)."""
+        out = set()
+        for path in rec.images:
+            if path in self._digest_cache:
+                self._digest_cache.move_to_end(path)
+            else:
+                try:
+                    with open(path, "rb") as f:
+                        self._digest_cache[path] = hashlib.sha256(f.read()).digest()
+                except OSError:
+                    self._digest_cache[path] = None
+                if len(self._digest_cache) > _DIGESTS_KEPT:
+                    self._digest_cache.popitem(last=False)
+            if self._digest_cache[path] is not None:
+                out.add(self._digest_cache[path])
+        return out
+
     def _query_set(self, q, direction):
         """Draws the candidates of query `q` (sorted-index position) in `direction`."""
         ctx, c = self.ctx, self.config
@@ -120,6 +142,7 @@ class RetrievalPass:
             )
             return result
         rng = derive_rng(c.seed, qrec.product_id, "retrieval", direction)
+        own_files = self._digests(qrec)
         negatives, tiers = [], collections.Counter()
         for tier, ranges in ctx.index.tiers(q, "similar"):
             for cand in ctx.index.iter_candidates(rng, ranges, exclude=lambda p: p == q):
@@ -128,6 +151,9 @@ class RetrievalPass:
                 crec = ctx.index.record_at(cand)
                 if same_text(crec.text, qrec.text):
                     d_stats["candidates skipped"]["same text as the query"] += 1
+                    continue
+                if own_files & self._digests(crec):  # a byte-identical image: it would be its own negative
+                    d_stats["candidates skipped"]["same image file as the query"] += 1
                     continue
                 ck = None
                 if direction == "txt2img":

@@ -70,11 +70,36 @@ def retrieval_notes(retrieval, config):
                 f"{d}: {q['fewer negatives than asked']} queries have fewer than "
                 f"{config.retrieval_negatives} negatives (too few products)"
             )
+        same_file = retrieval.get(d, {}).get("candidates skipped", {}).get("same image file as the query")
+        if same_file:
+            notes.append(
+                f"{d}: {same_file} candidates were skipped because they share a byte-identical image file "
+                f"with their query (the same picture in two products)"
+            )
     if not retrieval.get("queries_selected"):
         notes.append(
             f"no retrieval queries: the '{config.retrieval_split}' split has no product in the finished "
             f"shards (see --retrieval_split, --test_fraction)"
         )
+    return notes
+
+
+def catalog_notes(index):
+    """Warnings about a catalog whose categories make the finetuning scores meaningless."""
+    notes = []
+    if len(index.categories) == 1:
+        notes.append(
+            f"the catalog has one category ({index.categories[0]!r}): category prediction is trivial and "
+            f"retrieval negatives all come from it"
+        )
+    test = SPLITS.index("test")
+    for code, name in enumerate(index.categories):
+        splits = index.split[index.cat == code]
+        if len(splits) and np.all(splits == test):
+            notes.append(
+                f"category {name!r} has only test products ({len(splits)}): training and validation never "
+                f"see it, so its test scores are meaningless"
+            )
     return notes
 
 
@@ -108,6 +133,9 @@ def write_summary(ctx):
         "tokenizer": ctx.tokenizer.describe(),
         "settings": {k: v for k, v in c.to_dict().items() if k not in ("progress",)},
     }
+    notes = catalog_notes(idx)
+    if notes:
+        summary["catalog_index"]["notes"] = notes
     if ctx.images.extractor_built is not None:
         summary["feature_extractor"] = ctx.images.extractor_built.describe()
     for task in TASK_ORDER:
