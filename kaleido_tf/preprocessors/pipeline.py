@@ -18,13 +18,22 @@ retrieval split that fall in this shard, 1 positive + `retrieval_negatives` cand
 and direction, and writes them in query order. A shard's outputs are renamed into place before
 its done marker is written; a rerun skips shards whose marker matches the settings.
 
+`--overwrite` over a complete single-shard output whose tasks are all asked for again builds the new
+output in a sibling directory `<output_dir>.partial-<id>` and swaps it in at the end: a run that fails
+(a full disk, a bad image setting) leaves the previous output as it was. A full disk is reported as
+`OutputSpaceError` naming the directory, the file system's free space and what was kept.
+
 `Preprocessor` builds the parts and runs the steps; each step lives in its own module and returns a
 result object: shard_book (layout, done markers), image_source (loading, patches, features), negatives
 (ITM negatives, camouflage donors), main_pass, retrieval_pass, run_report (schema.json, summary.json).
 """
 
+import errno
+import glob
 import logging
 import os
+import shutil
+import uuid
 
 from kaleido_tf.preprocessors.alignment_masking import AlignmentGuidedMasker
 from kaleido_tf.preprocessors.alignments import AlignmentTable
@@ -43,9 +52,35 @@ from kaleido_tf.preprocessors.run_report import write_catalog_rejections, write_
 from kaleido_tf.preprocessors.shard_book import SHARD_DIR, ShardBook, ShardSettingsMismatch
 from kaleido_tf.preprocessors.text_tokenizer import build_tokenizer
 
-__all__ = ["Preprocessor", "ShardSettingsMismatch"]
+__all__ = ["OutputSpaceError", "Preprocessor", "ShardSettingsMismatch"]
 
 log = logging.getLogger(__name__)
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class OutputSpaceError(ValueError):
+    """The output's file system filled up (or a quota was hit); the message says where and what was kept."""
+
+
+def _is_disk_full(error):
+    if isinstance(error, OSError) and error.errno in _FULL:
+        return True
+    text = str(error)
+    return "No space left on device" in text or "Disk quota exceeded" in text or "File too large" in text
+
+
+def _free_mib(path):
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    try:
+        return shutil.disk_usage(path or ".").free / 2**20
+    except OSError:
+        return float("nan")
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class Preprocessor:
@@ -77,10 +112,54 @@ class Preprocessor:
 
     def run(self):
         """Runs the requested tasks for this shard; returns the summary dict (also in summary.json)."""
+        target, stage = self.out, None
         try:
-            return self._run()
+            if self._replaces_a_complete_output():
+                stage = f"{target}.partial-{uuid.uuid4().hex[:8]}"
+                self._write_into(stage)
+            summary = self._run()
+            if stage is not None:
+                self._swap_in(stage, target)
+                stage = None
+            return summary
+        except Exception as e:
+            if not _is_disk_full(e):
+                raise
+            where = self.out
+            kept = (
+                f"the previous output in {target} is unchanged"
+                if stage is not None
+                else "the shard being written was discarded; finished shards keep their done markers"
+            )
+            raise OutputSpaceError(
+                f"{where}: the disk is full ({_first_line(e)}; {_free_mib(where):.1f} MiB free on its file "
+                f"system); {kept}; free space or use another --output_dir"
+            ) from e
         finally:
+            if stage is not None:
+                shutil.rmtree(stage, ignore_errors=True)
+            self._write_into(target)
             self.reader.close()
+
+    def _replaces_a_complete_output(self):
+        """True for --overwrite over a finished single-shard output whose every task is asked for again."""
+        c = self.config
+        if not (c.overwrite and c.num_shards == 1 and os.path.exists(os.path.join(self.out, "summary.json"))):
+            return False
+        done = {os.path.basename(p).split(".")[0] for p in glob.glob(os.path.join(self.out, SHARD_DIR, "*.*.json"))}
+        return done <= set(c.tasks)
+
+    def _write_into(self, directory):
+        self.out = directory
+        self.book = ShardBook(directory, self.config, self.book.fingerprint)
+
+    @staticmethod
+    def _swap_in(stage, target):
+        """Replaces `target` by `stage` with two renames; the old output is removed after."""
+        old = f"{target}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)
+        os.rename(stage, target)
+        shutil.rmtree(old, ignore_errors=True)
 
     def retrieval_queries(self):
         """Sorted-index positions of the query products, in query order (the same on every shard)."""
