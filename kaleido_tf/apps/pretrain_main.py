@@ -36,13 +36,14 @@ def run_retrieval(task):
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
     from kaleido_tf.apps import runner  # noqa: PLC0415
     from kaleido_tf.evaluators.retrieval import format_retrieval_report  # noqa: PLC0415
-    from kaleido_tf.evaluators.retrieval_predict import predict_retrieval  # noqa: PLC0415
+    from kaleido_tf.evaluators.retrieval_predict import check_retrieval_input, predict_retrieval  # noqa: PLC0415
 
     kind = FLAGS.type or "txt2img"
     if kind not in ("img2txt", "txt2img"):
         raise runner.UsageError(f"--type must be img2txt or txt2img, got {kind!r}")
     if not FLAGS.output_dir:
         raise runner.UsageError("--output_dir is required in predict mode")
+    check_retrieval_input(FLAGS.predict_input_fp, kind)
     predictor = runner.predictor_for(task, FLAGS, runner.make_strategy(FLAGS))
     schema = runner.input_schema(FLAGS.input_schema, task.config, FLAGS.predict_input_fp)
     batches = runner.dataset_fn(FLAGS.predict_input_fp, schema, FLAGS.predict_batch_size, False, num_epochs=1)

@@ -8,15 +8,17 @@ from kaleido_tf.evaluators.classification import accuracy, classification_report
 from kaleido_tf.evaluators.retrieval import (
     METRIC_KEYS,
     RANK_KS,
+    format_retrieval_report,
+    roc_auc,
+    score_retrieval,
+    score_retrieval_arrays,
+)
+from kaleido_tf.evaluators.retrieval_format import (
     RETRIEVAL_TYPES,
     RetrievalRecord,
     RetrievalResults,
     RetrievalResultWriter,
-    format_retrieval_report,
     read_retrieval_results,
-    roc_auc,
-    score_retrieval,
-    score_retrieval_arrays,
 )
 
 _LAZY = {"PretrainMetrics", "pretrain_metric_values", "PRETRAIN_TASKS"}

@@ -13,12 +13,8 @@ import json
 import math
 import sys
 
-from kaleido_tf.evaluators.retrieval import (
-    RETRIEVAL_TYPES,
-    format_retrieval_report,
-    read_retrieval_results,
-    score_retrieval,
-)
+from kaleido_tf.evaluators.retrieval import check_query_type, format_retrieval_report, score_retrieval
+from kaleido_tf.evaluators.retrieval_format import RETRIEVAL_TYPES, read_retrieval_results
 
 PROG = "kaleido-eval-retrieval"
 EXIT_USAGE = 2
@@ -70,6 +66,7 @@ def main(argv=None):
         return EXIT_USAGE if e.code else 0
     try:
         results = read_retrieval_results(args.results, progress=args.progress)
+        check_query_type(results, args.type)
         metrics = score_retrieval(results, type=args.type)
     except OSError as e:
         name = e.filename if e.filename is not None else ""

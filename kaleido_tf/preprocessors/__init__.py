@@ -15,5 +15,12 @@ Modules, in pipeline order:
   masked_lm          MaskedLmSampler: 15%, 80/10/10, whole-word option
   alignments, alignment_masking   alignment-guided masking
   example_builder    example dicts in the shard schemas (schemas)
-  pipeline           Preprocessor: the sharded, rerunnable run (config: PreprocessConfig)
+  image_source       ImageSource: loading with a failure memory, patches, the extractor on first use
+  negatives          NegativeSampler: ITM negative texts and camouflage donor crops
+  shard_book         output layout, per-shard paths and done markers
+  main_pass          MainPass: a shard's pretraining and finetuning examples
+  retrieval_pass     RetrievalPass: a shard's retrieval candidate sets
+  run_report         schema.json, rejected.tsv, summary.json
+  pipeline           Preprocessor: the sharded, rerunnable run (config: PreprocessConfig), which
+                     builds the parts (run_context) and runs the steps
 """

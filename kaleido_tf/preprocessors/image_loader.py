@@ -2,8 +2,14 @@
 
 Converted (the product keeps the image; the conversion is counted in the summary):
   greyscale / bilevel -> RGB, palette -> RGB, RGBA / LA / palette with transparency -> RGB over a
-  white background, CMYK -> RGB, 16-bit or float greyscale -> 8-bit RGB, EXIF orientation applied,
+  white background, CMYK -> RGB, 16-bit or float greyscale -> 8-bit RGB, EXIF orientation applied
+  (every orientation other than 1 is counted "exif-rotated", flips and half turns included),
   images whose longer side exceeds `max_size` -> downscaled to `max_size`.
+High bit depth is scaled by the bit depth, the same for every image: 16-bit greyscale (modes I;16*,
+and I with values up to 65535, as PNG stores it) by 255 / 65535, rounded, so 65535 is white and a
+dark image stays dark; 32-bit integers by 255 / (2**32 - 1) of their offset from -2**31; float
+images are taken as 0-255 and clipped. (A PNG's sBIT chunk, the significant bits, is not read:
+a 12-bit scan stored in 16 bits comes out darker by its unused range.)
 Rejected (an `ImageRejected` with a one-line reason that goes to rejected.tsv):
   missing file, unreadable or truncated file, shorter side below `min_size`, more pixels than
   `max_pixels` (too large to decode safely).
@@ -17,6 +23,20 @@ import numpy as np
 from PIL import Image, ImageOps
 
 _WHITE = (255, 255, 255)
+_EXIF_ORIENTATION = 0x0112
+_MAX_16BIT = 65535.0
+
+
+def _to_8bit(arr, mode):
+    """[H, W] uint8 of a high-bit-depth greyscale array, scaled by the bit depth (not the image's maximum)."""
+    arr = arr.astype(np.float64)
+    if mode == "F":
+        scaled = arr
+    elif mode.startswith("I;16") or (arr.size == 0 or (arr.min() >= 0 and arr.max() <= _MAX_16BIT)):
+        scaled = arr * (255.0 / _MAX_16BIT)
+    else:  # 32-bit signed integers
+        scaled = (arr + 2.0**31) * (255.0 / (2.0**32 - 1))
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 
 class ImageRejected(Exception):
@@ -94,10 +114,11 @@ class ImageLoader:
         original_size = (width, height)
 
         try:
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
             transposed = ImageOps.exif_transpose(img)
         except Exception:  # a malformed EXIF block is not a reason to lose the picture
-            transposed = img
-        if transposed is not img and transposed.size != img.size:
+            orientation, transposed = 1, img
+        if orientation in range(2, 9) and transposed is not img:
             conversions.append("exif-rotated")
         img = transposed
 
@@ -121,11 +142,7 @@ class ImageLoader:
             img = img.convert("RGB")
             conversions.append("cmyk->rgb")
         elif mode.startswith("I") or mode == "F":
-            arr = np.asarray(img, dtype=np.float64)
-            top = float(arr.max()) if arr.size else 0.0
-            scale = 255.0 / top if top > 255.0 else 1.0
-            arr = np.clip(arr * scale, 0, 255).astype(np.uint8)
-            img = Image.fromarray(arr, mode="L").convert("RGB")
+            img = Image.fromarray(_to_8bit(np.asarray(img), mode), mode="L").convert("RGB")
             conversions.append("high-bit-depth->rgb")
         else:
             try:

@@ -53,13 +53,19 @@ def test_json_output(results_file, capsys):
     assert metrics["auc"] == pytest.approx(4 / 6)
 
 
-def test_text_output_and_txt2img(results_file, capsys):
-    assert retrieval_cli.main(["--results", str(results_file), "--type", "txt2img"]) == 0
+def test_text_output_and_the_wrong_type(results_file, capsys):
+    assert retrieval_cli.main(["--results", str(results_file), "--type", "img2txt"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "Queries: 5  Pairs: 5"
-    # Each text query has a single candidate: its positive is found iff it exists (t2, t3).
-    assert f"Rank@1: {2 / (5 + EPS):.6f}" in out
-    assert [line.split(":")[0] for line in out[1:]] == ["Accuracy", "Rank@1", "Rank@5", "Rank@10", "Rank@100", "AUC"]
+    assert out[0] == "Queries: 2  Pairs: 5  Candidates per query: 2 to 3"
+    assert [line.split(":")[0] for line in out[1:]] == ["Accuracy", "Rank@1", "Rank@5, Rank@10, Rank@100", "AUC"]
+    # keyed by text, the img2txt pairs would be 5 queries of one candidate, 3 without a positive: refused
+    assert retrieval_cli.main(["--results", str(results_file), "--type", "txt2img"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert "\n" not in err
+    assert err.startswith("kaleido-eval-retrieval: error: these are img2txt results")
+    assert "not txt2img" in err and "3 of 5 queries" in err and "--type img2txt" in err
 
 
 def test_undefined_auc_is_json_null(tmp_path, capsys):

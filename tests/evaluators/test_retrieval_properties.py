@@ -7,12 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kaleido_tf.evaluators.retrieval import (
+from kaleido_tf.evaluators.retrieval import score_retrieval
+from kaleido_tf.evaluators.retrieval_format import (
     RetrievalResults,
     RetrievalResultWriter,
     _literal,
     read_retrieval_results,
-    score_retrieval,
 )
 
 FAST = settings(

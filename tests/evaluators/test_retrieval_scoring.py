@@ -8,14 +8,17 @@ import pytest
 
 from kaleido_tf.evaluators.retrieval import (
     METRIC_KEYS,
-    RetrievalRecord,
-    RetrievalResults,
-    RetrievalResultWriter,
+    check_query_type,
     format_retrieval_report,
-    read_retrieval_results,
     roc_auc,
     score_retrieval,
     score_retrieval_arrays,
+)
+from kaleido_tf.evaluators.retrieval_format import (
+    RetrievalRecord,
+    RetrievalResults,
+    RetrievalResultWriter,
+    read_retrieval_results,
 )
 
 SEP = "\001"
@@ -346,9 +349,48 @@ def test_report_lists_each_metric_on_its_own_line():
     assert lines[1:] == [
         f"Accuracy: {2 / (4 + EPS):.6f}",
         f"Rank@1: {1 / (2 + EPS):.6f}",
-        f"Rank@5: {2 / (2 + EPS):.6f}",
-        f"Rank@10: {2 / (2 + EPS):.6f}",
-        f"Rank@100: {2 / (2 + EPS):.6f}",
+        "Rank@5, Rank@10, Rank@100: not shown (a query has only 2 candidates)",
         "AUC: 0.375000",  # positives 2.0, 1.0 vs negatives 1.0, 3.0: (1 + 0 + 0.5 + 0) / 4
     ]
-    assert lines[0] == "Queries: 2  Pairs: 4"
+    assert lines[0] == "Queries: 2  Pairs: 4  Candidates per query: 2"
+
+
+def test_report_shows_rank_at_k_only_below_the_fewest_candidates():
+    # query a: 21 candidates, query b: 7; the positive of b is last, that of a first
+    ids = ["a"] * 21 + ["b"] * 7
+    labels = [1] + [0] * 20 + [0] * 6 + [1]
+    logits = [[0.0, 1.0]] + [[0.0, 0.0]] * 20 + [[0.0, 1.0]] * 6 + [[0.0, 0.5]]
+    metrics = score_retrieval_arrays(ids, labels, logits)
+    assert (metrics["min_candidates"], metrics["max_candidates"]) == (7, 21)
+    assert metrics["rank@5"] == pytest.approx(1 / (2 + EPS)) and metrics["rank@10"] == pytest.approx(2 / (2 + EPS))
+    lines = format_retrieval_report(metrics).splitlines()
+    assert lines[0] == "Queries: 2  Pairs: 28  Candidates per query: 7 to 21"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "Accuracy",
+        "Rank@1",
+        "Rank@5",
+        "Rank@10, Rank@100",
+        "AUC",
+    ]
+    assert lines[4] == "Rank@10, Rank@100: not shown (a query has only 7 candidates)"
+
+
+def test_results_of_the_other_direction_are_refused():
+    # two txt2img queries t1, t2 with 3 image candidates each; images repeat across the queries
+    results = RetrievalResults.from_records(
+        [
+            RetrievalRecord("t1", "i1", "i1_0", 1, (0.0, 1.0)),
+            RetrievalRecord("t1", "i2", "i2_0", 0, (0.0, 0.5)),
+            RetrievalRecord("t1", "i3", "i3_0", 0, (0.0, 0.2)),
+            RetrievalRecord("t2", "i2", "i2_0", 1, (0.0, 1.0)),
+            RetrievalRecord("t2", "i1", "i1_0", 0, (0.0, 0.1)),
+            RetrievalRecord("t2", "i4", "i4_0", 0, (0.0, 0.3)),
+        ]
+    )
+    check_query_type(results, "txt2img")  # each text query has one positive
+    with pytest.raises(
+        ValueError,
+        match=r"^these are txt2img results .* not img2txt: keyed by image_prod_id, "
+        r"2 of 4 queries .* use --type txt2img",
+    ):
+        check_query_type(results, "img2txt")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from kaleido_tf.preprocessors.image_loader import ImageLoader, ImageRejected
 
@@ -93,3 +93,47 @@ def test_too_many_pixels_is_rejected_before_decoding(tmp_path):
     path = _save(tmp_path / "big.png", Image.new("RGB", (300, 300)))
     with pytest.raises(ImageRejected, match="too large to decode: 300x300"):
         ImageLoader(min_size=8, max_size=64, max_pixels=50_000).load(path)
+
+
+def _save_16bit(path, values):
+    Image.fromarray(np.asarray(values, np.uint16)).save(path)  # a 16-bit greyscale PNG
+    return str(path)
+
+
+def test_16_bit_pngs_are_scaled_by_the_bit_depth_not_the_image_maximum(tmp_path, loader):
+    uniform = _save_16bit(tmp_path / "uniform.png", np.full((40, 40), 32768))
+    ramp = _save_16bit(tmp_path / "ramp.png", np.tile(np.linspace(0, 200, 40).round(), (40, 1)))
+    full = _save_16bit(tmp_path / "full.png", np.tile(np.linspace(0, 65535, 40).round(), (40, 1)))
+    assert Image.open(uniform).mode.startswith("I")
+    got = loader.load(uniform)
+    assert got.conversions == ("high-bit-depth->rgb",)
+    assert np.unique(np.asarray(got.image)).tolist() == [128]  # 32768 * 255 / 65535 = 127.5, not 255
+    dark = np.asarray(loader.load(ramp).image, np.float64)
+    assert dark.max() == 1 and dark.mean() < 0.5  # 0-200 of 65535 stays nearly black (was stretched to 0-255)
+    wide = np.asarray(loader.load(full).image)[0, :, 0]
+    assert wide[0] == 0 and wide[-1] == 255 and np.all(np.diff(wide.astype(int)) >= 0)
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
+def test_every_exif_orientation_is_applied_and_counted(tmp_path, loader, orientation):
+    img = Image.new("RGB", (60, 40), (255, 255, 255))
+    img.paste((200, 0, 0), (0, 0, 10, 10))  # a mark in the top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = str(tmp_path / f"o{orientation}.jpg")
+    img.save(path, exif=exif, quality=95)
+    got = loader.load(path)
+    assert got.conversions == ("exif-rotated",)
+    assert got.size == ((40, 60) if orientation >= 5 else (60, 40))
+    assert got.original_size == (60, 40)
+    expected = ImageOps.exif_transpose(Image.open(path))
+    assert np.array_equal(np.asarray(got.image), np.asarray(expected))
+    assert loader.load(_plain_jpeg(tmp_path)).conversions == ()
+
+
+def _plain_jpeg(tmp_path):
+    path = str(tmp_path / "plain.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    Image.new("RGB", (60, 40), (255, 255, 255)).save(path, exif=exif)
+    return path

@@ -1,0 +1,424 @@
+"""The retrieval result file: its format, a writer and a reader.
+
+Retrieval runs the model in predict mode over prepared (text, image) pairs: every query comes with one
+positive candidate and (typically) 100 negatives from the same subcategory. Each predicted batch is one
+line of the result file, five fields separated by the byte ``\\001``::
+
+    ['t1', 't1', ...] \\001 ['i1', 'i9', ...] \\001 ['p1', 'p9', ...] \\001 [1, 0, ...] \\001 [l0, l1, l0, l1, ...]
+
+that is ``str(list text_prod_id)``, ``str(list image_prod_id)``, ``str(list prod_img_id)``,
+``str(list labels)`` and ``str(flattened ITM logits)`` (two logits per pair: "no match", "match").
+The scoring of the pairs is in `kaleido_tf.evaluators.retrieval`.
+"""
+
+import ast
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+from kaleido_tf.utils.io import atomic_write
+
+FIELD_SEPARATOR = "\001"
+RETRIEVAL_TYPES = ("txt2img", "img2txt")
+
+_FIELD_NAMES = ("text_prod_id", "image_prod_id", "prod_img_id", "labels", "logits")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class RetrievalRecord(NamedTuple):
+    """One scored (query, candidate) pair."""
+
+    text_prod_id: str
+    image_prod_id: str
+    prod_img_id: str
+    label: int
+    logits: Sequence[float]  # [2]: "no match", "match"
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalResults:
+    """All pairs of one or more result files, in file order, as parallel arrays."""
+
+    text_prod_ids: np.ndarray  # [N] str
+    image_prod_ids: np.ndarray  # [N] str
+    prod_img_ids: np.ndarray  # [N] str
+    labels: np.ndarray  # [N] int32, 0 or 1
+    logits: np.ndarray  # [N, 2] float32
+
+    def __len__(self):
+        return int(self.labels.shape[0])
+
+    def query_ids(self, type):  # pylint: disable=redefined-builtin
+        """The query key of every pair: text ids for txt2img, image ids for img2txt."""
+        check_type(type)
+        return self.text_prod_ids if type == "txt2img" else self.image_prod_ids
+
+    def records(self):
+        """Iterates over the pairs as `RetrievalRecord`s."""
+        for i in range(len(self)):
+            yield RetrievalRecord(
+                str(self.text_prod_ids[i]),
+                str(self.image_prod_ids[i]),
+                str(self.prod_img_ids[i]),
+                int(self.labels[i]),
+                tuple(float(x) for x in self.logits[i]),
+            )
+
+    @classmethod
+    def from_records(cls, records):
+        """Builds the arrays from an iterable of `RetrievalRecord` (or 5-tuples in the same order)."""
+        text, image, prod, labels, logits = [], [], [], [], []
+        for i, record in enumerate(records):
+            if len(record) != 5:
+                raise ValueError(f"record {i}: expected 5 fields {_FIELD_NAMES}, found {len(record)}")
+            t, im, p, label, logit = record
+            text.append(_ids_as_str([t], f"record {i} text_prod_id")[0])
+            image.append(_ids_as_str([im], f"record {i} image_prod_id")[0])
+            prod.append(_ids_as_str([p], f"record {i} prod_img_id")[0])
+            labels.append(label)
+            pair = np.asarray(logit, dtype=np.float32).reshape(-1)
+            if pair.shape[0] != 2:
+                raise ValueError(f"record {i}: logits must hold 2 values, found {pair.shape[0]}")
+            logits.append(pair)
+        return cls(
+            text_prod_ids=_str_array(text),
+            image_prod_ids=_str_array(image),
+            prod_img_ids=_str_array(prod),
+            labels=np.asarray(labels, dtype=np.int32).reshape(-1),
+            logits=np.asarray(logits, dtype=np.float32).reshape(-1, 2),
+        )
+
+
+def _str_array(values):
+    """[N] object array of str (a fixed-width numpy str dtype would drop trailing NUL characters)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def check_type(type):  # pylint: disable=redefined-builtin
+    if type not in RETRIEVAL_TYPES:
+        raise ValueError(f"retrieval type must be one of {RETRIEVAL_TYPES}, got {type!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def _ids_as_str(values, name):
+    """Flattens an id batch (list, numpy array of bytes/str, [B] or [B, 1]) to a list of str."""
+    flat = np.asarray(values, dtype=object).reshape(-1)
+    out = []
+    for i, v in enumerate(flat):
+        if isinstance(v, (bytes, np.bytes_)):
+            try:
+                v = bytes(v).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{name}[{i}] is not valid UTF-8: {e}") from None
+        elif isinstance(v, (bool, np.bool_)) or not isinstance(v, (str, int, np.integer)):
+            raise ValueError(f"{name}[{i}] must be a string id, got {type(v).__name__}")
+        out.append(str(v))
+    return out
+
+
+class RetrievalResultWriter:
+    """Writes retrieval predictions in the result-file format, one line per batch.
+
+    The file is written under a temporary name and renamed to `path` by `close()` (or on leaving a
+    ``with`` block without error), so a reader never sees a partial file. Leaving the block with an
+    exception, or calling `abort()`, discards the output.
+
+        with RetrievalResultWriter("eval_txt2img_results.txt") as writer:
+            for batch in batches:
+                writer.write_batch(text_prod_ids=..., image_prod_ids=..., prod_img_ids=...,
+                                   labels=..., nsp_logits=...)
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.batches = 0
+        self.pairs = 0
+        self._stack = contextlib.ExitStack()
+        self._file = self._stack.enter_context(atomic_write(self.path, "w", encoding="utf-8"))
+        self._closed = False
+
+    def write_batch(self, text_prod_ids, image_prod_ids, prod_img_ids, labels, nsp_logits):
+        """Appends one batch.
+
+        Args:
+          text_prod_ids, image_prod_ids, prod_img_ids: [B] (or [B, 1]) str or bytes ids.
+          labels: [B] or [B, 1] integers, 1 for a matching pair and 0 otherwise; the shape is kept
+            in the file (`[1, 0]` or `[[1], [0]]`).
+          nsp_logits: [B, 2] ITM logits; written flattened as float32 values.
+        """
+        if self._closed:
+            raise ValueError(f"{self.path}: writer is already closed")
+        text = _ids_as_str(text_prod_ids, "text_prod_ids")
+        image = _ids_as_str(image_prod_ids, "image_prod_ids")
+        prod = _ids_as_str(prod_img_ids, "prod_img_ids")
+        batch = len(text)
+        if len(image) != batch or len(prod) != batch:
+            raise ValueError(
+                f"id batches differ in size: text_prod_ids {batch}, "
+                f"image_prod_ids {len(image)}, prod_img_ids {len(prod)}"
+            )
+        labels = np.asarray(labels)
+        if labels.size != batch:
+            raise ValueError(f"labels hold {labels.size} values for {batch} pairs")
+        if labels.size and not np.isin(labels, (0, 1)).all():
+            raise ValueError(f"labels must be 0 or 1, got {np.unique(labels).tolist()}")
+        logits = np.asarray(nsp_logits, dtype=np.float32).reshape(-1)  # [B * 2]
+        if logits.shape[0] != 2 * batch:
+            raise ValueError(f"nsp_logits hold {logits.shape[0]} values for {batch} pairs (expected {2 * batch})")
+        fields = (str(text), str(image), str(prod), str(labels.astype(np.int64).tolist()), str(logits.tolist()))
+        self._file.write(FIELD_SEPARATOR.join(fields) + "\n")
+        self.batches += 1
+        self.pairs += batch
+
+    def close(self):
+        """Finishes the file and renames it to `path`."""
+        if not self._closed:
+            self._closed = True
+            self._stack.close()
+
+    def abort(self):
+        """Discards everything written; `path` is left as it was."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self._stack.__exit__(ValueError, ValueError("aborted"), None)
+            except ValueError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+class _NumpyReprToLiteral(ast.NodeTransformer):
+    """Rewrites numpy-style scalar reprs into plain literals before `ast.literal_eval`.
+
+    `np.float32(0.5)` / `numpy.int64(1)` / `np.str_('a')` / `np.bytes_(b'a')` become their argument,
+    and the bare names `nan` / `inf` (as `str(float)` writes them) become float constants.
+    """
+
+    _NAMES = {"nan": math.nan, "inf": math.inf, "NaN": math.nan, "Infinity": math.inf}
+
+    def visit_Call(self, node):  # pylint: disable=invalid-name
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in ("np", "numpy")
+            and len(node.args) == 1
+            and not node.keywords
+        ):
+            return self.visit(node.args[0])
+        return node  # left as is: literal_eval rejects it
+
+    def visit_Name(self, node):  # pylint: disable=invalid-name
+        if node.id in self._NAMES:
+            return ast.copy_location(ast.Constant(self._NAMES[node.id]), node)
+        return node
+
+
+_PY2_LONG = re.compile(r"(?<=[0-9])[lL]\b")
+_PLAIN_NUMBERS = re.compile(r"[\[\]\s,0-9.eE+\-]*")
+
+
+def _literal(text, field, where):
+    """Parses one field as a Python literal list; numpy reprs and Python 2 longs are accepted."""
+    src = text.strip()
+    if not src:
+        raise ValueError(f"{where}: field {field} is empty")
+    if _PLAIN_NUMBERS.fullmatch(src):
+        # Fast path for number lists (labels, logits): within this character set JSON and Python
+        # literals agree wherever JSON succeeds; anything else falls through to the full parser.
+        try:
+            value = json.loads(src)
+        except (ValueError, RecursionError):
+            value = None
+        if isinstance(value, list):
+            return _flatten(value)
+    tree = None
+    for candidate in (src, _PY2_LONG.sub("", src)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. SyntaxWarning for odd escapes inside ids
+                tree = ast.parse(candidate, mode="eval")
+            break
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            continue
+    if tree is None:
+        raise ValueError(f"{where}: field {field} is not a Python literal list: {_clip(src)}")
+    try:
+        try:
+            value = ast.literal_eval(tree.body)
+        except ValueError:  # numpy reprs or nan/inf names: rewrite them, then try again
+            value = ast.literal_eval(_NumpyReprToLiteral().visit(tree.body))
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, OverflowError) as e:
+        raise ValueError(f"{where}: field {field} holds an unparsable value ({e}): {_clip(src)}") from None
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{where}: field {field} must be a list, found {type(value).__name__}: {_clip(src)}")
+    return _flatten(value)
+
+
+def _flatten(value):
+    """Flattens nested lists / tuples into one list, iteratively (no recursion limit)."""
+    if not any(isinstance(item, (list, tuple)) for item in value):
+        return list(value)
+    out, stack = [], [iter(value)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, (list, tuple)):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+def _clip(text, limit=80):
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _parse_ids(values, field, where):
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{where}: field {field} item {i} is not valid UTF-8: {v!r}") from None
+        elif isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise ValueError(f"{where}: field {field} item {i} must be a string id, found {type(v).__name__} {v!r}")
+        out.append(str(v))
+    return out
+
+
+def _parse_labels(values, where):
+    out = []
+    for i, v in enumerate(values):
+        if not isinstance(v, int) or v not in (0, 1):  # bool is an int: True/False accepted
+            raise ValueError(f"{where}: field labels item {i} must be 0 or 1, found {v!r}")
+        out.append(int(v))
+    return out
+
+
+def _parse_logits(values, where):
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{where}: field logits item {i} must be a number, found {v!r}")
+        try:
+            f = float(v)
+        except OverflowError:
+            f = math.inf
+        if not math.isfinite(f) or abs(f) > _FLOAT32_MAX:
+            raise ValueError(f"{where}: field logits item {i} is not a finite float32: {v!r}")
+        out.append(f)
+    return out
+
+
+def _parse_line(text, where):
+    fields = text.split(FIELD_SEPARATOR)
+    if len(fields) != 5:
+        raise ValueError(
+            f"{where}: expected 5 fields separated by \\001 ({', '.join(_FIELD_NAMES)}), found {len(fields)}"
+        )
+    text_ids = _parse_ids(_literal(fields[0], "text_prod_id", where), "text_prod_id", where)
+    image_ids = _parse_ids(_literal(fields[1], "image_prod_id", where), "image_prod_id", where)
+    prod_ids = _parse_ids(_literal(fields[2], "prod_img_id", where), "prod_img_id", where)
+    labels = _parse_labels(_literal(fields[3], "labels", where), where)
+    logits = _parse_logits(_literal(fields[4], "logits", where), where)
+    n = len(text_ids)
+    if len(image_ids) != n or len(prod_ids) != n or len(labels) != n:
+        raise ValueError(
+            f"{where}: lists of different lengths: text_prod_id {n}, image_prod_id "
+            f"{len(image_ids)}, prod_img_id {len(prod_ids)}, labels {len(labels)}"
+        )
+    if len(logits) != 2 * n:
+        raise ValueError(f"{where}: {len(logits)} logits for {n} ids (expected 2 x {n} = {2 * n})")
+    return text_ids, image_ids, prod_ids, labels, logits
+
+
+def read_retrieval_results(paths, progress=None):
+    """Reads one result file (or a list of them, concatenated in order) into `RetrievalResults`.
+
+    Accepts the files of either Python generation: str ids (`['a', 'b']`, `[u'a']`), bytes ids
+    (`[b'a']`), numpy scalar reprs (`np.float32(0.5)`), Python 2 longs (`1L`), and labels flat
+    (`[1, 0]`) or nested (`[[1], [0]]`). Blank lines are skipped. Values are parsed with
+    `ast.literal_eval`, never executed.
+
+    Args:
+      paths: a path or a sequence of paths.
+      progress: show a tqdm progress bar; None shows it only on a terminal.
+
+    Raises:
+      ValueError: a malformed line, naming the file, the line number and what is wrong.
+      OSError: a file cannot be read.
+    """
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    text, image, prod, labels, logits = [], [], [], [], []
+    for path in paths:
+        path = os.fspath(path)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        total = os.path.getsize(path)
+        with (
+            open(path, "rb") as f,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc="reading results",
+                disable=None if progress is None else not progress,
+                leave=False,
+            ) as bar,
+        ):
+            for lineno, raw in enumerate(f, start=1):  # splits on b"\n" only
+                bar.update(len(raw))
+                where = f"{path}:{lineno}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+                line = line.rstrip("\n").rstrip("\r")
+                if not line.strip():
+                    continue
+                t, im, p, lab, lg = _parse_line(line, where)
+                text.extend(t)
+                image.extend(im)
+                prod.extend(p)
+                labels.extend(lab)
+                logits.extend(lg)
+    return RetrievalResults(
+        text_prod_ids=_str_array(text),
+        image_prod_ids=_str_array(image),
+        prod_img_ids=_str_array(prod),
+        labels=np.asarray(labels, dtype=np.int32),
+        logits=np.asarray(logits, dtype=np.float32).reshape(-1, 2),
+    )
