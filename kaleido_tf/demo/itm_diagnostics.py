@@ -119,9 +119,9 @@ def standardizer(path, batch_size=256):
     import tensorflow as tf
 
     from kaleido_tf.datasets import make_tfrecord_dataset
-    from kaleido_tf.preprocessors.kaleido_patches import LEVEL_NAMES
+    from kaleido_tf.utils.kaleido_levels import FEATURE_KEYS
 
-    keys = [f"img_feature_convert_{level}" for level in LEVEL_NAMES]
+    keys = list(FEATURE_KEYS)
     rows = []
     for batch in make_tfrecord_dataset(path, batch_size, False, fields=keys):
         size = batch[keys[0]].shape[1]

@@ -103,7 +103,7 @@ def train_patch_cnn(
     """
     import keras
 
-    from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS, NUM_PATCHES
+    from kaleido_tf.utils.kaleido_levels import LEVEL_OFFSETS, NUM_PATCHES
 
     if layout_grid and crop_size % layout_grid:
         raise ValueError(f"layout_grid {layout_grid} must divide crop_size {crop_size}")

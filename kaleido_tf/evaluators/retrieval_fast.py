@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from kaleido_tf.model_zoo.kaleidobert_backbone import FEATURE_KEY, LEVEL_SUFFIXES, POSITION_KEY, SEGMENT_KEY
+from kaleido_tf.utils.kaleido_levels import FEATURE_KEYS, POSITION_KEYS, SEGMENT_KEYS
 
 TEXT_FIELDS = ("input_ids", "input_mask", "segment_ids")
 IMAGE_ID_KEYS = ("prod_img_id", "image_prod_id")
@@ -34,10 +34,9 @@ TEXT_ID_KEYS = ("text_prod_id",)
 def image_fields():
     """The input-schema names that define an image: patch features, positions, segments, image_mask."""
     names = []
-    for suffix in LEVEL_SUFFIXES.values():
-        names += [FEATURE_KEY.format(suffix), POSITION_KEY.format(suffix)]
-    names += [SEGMENT_KEY.format(level) for level in LEVEL_SUFFIXES]
-    return tuple(names) + ("image_mask",)
+    for feature, position in zip(FEATURE_KEYS, POSITION_KEYS):
+        names += [feature, position]
+    return tuple(names) + SEGMENT_KEYS + ("image_mask",)
 
 
 def _id_strings(values, name):

@@ -79,7 +79,7 @@ class CaptionServingModule(SignatureModule):
             raise ValueError("the model must be built (and its weights loaded) before export")
         self.kind = CAPTIONER
         self.config = model.config
-        self.max_length = model._max_length(max_length)
+        self.max_length = model.resolve_max_length(max_length)
         self.beam_size = int(model.beam_size if beam_size is None else beam_size)
         self.length_penalty = float(model.length_penalty if length_penalty is None else length_penalty)
         self.no_repeat_ngram_size = model.no_repeat_ngram_size

@@ -6,15 +6,7 @@ import os
 from typing import Any
 
 from kaleido_tf.utils.io import atomic_write_text
-
-# The five kaleido levels in sequence order: (level name, feature-name suffix in the input schema).
-LEVELS = (
-    ("rotation", "rotation"),
-    ("jigsaw", "jigsaw"),
-    ("camouflage", "camouflage"),
-    ("greymask", "grey_mask"),
-    ("blankmask", "blank_mask"),
-)
+from kaleido_tf.utils.kaleido_levels import LEVELS, seq_len_key
 
 _INT_FIELDS = (
     "vocab_size",
@@ -119,7 +111,7 @@ class KaleidoBERTConfig:
     # ----------------------------------------------------------------- views
     def level_lengths(self):
         """[(level name, schema suffix, patches)] in sequence order."""
-        return [(name, suffix, getattr(self, f"img_{name}_seq_len")) for name, suffix in LEVELS]
+        return [(name, suffix, getattr(self, seq_len_key(name))) for name, suffix in LEVELS]
 
     @property
     def num_patches(self):

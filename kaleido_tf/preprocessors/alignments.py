@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 
-from kaleido_tf.preprocessors.kaleido_patches import LEVEL_SIZES
+from kaleido_tf.utils.kaleido_levels import LEVEL_OFFSETS, LEVEL_SIZES
 
 
 class AlignmentError(ValueError):
@@ -49,8 +49,6 @@ def resolve_alignments(alignments, image_size, cell_boxes):
     Returns:
       Alignment list, all in patch form.
     """
-    from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS
-
     width, height = image_size
     out = []
     for a in alignments:
