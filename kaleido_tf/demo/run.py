@@ -51,7 +51,6 @@ SIZES = {
 CNN_FEATURES, LAYOUT_GRID = 64, 4
 PATCH_FEATURE_SIZE = CNN_FEATURES + 3 * LAYOUT_GRID**2
 # The ITM phase trains image-text matching alone (the other six losses weigh 0), with fresh in-batch negatives.
-ITM_LOSS = "next_sentence_loss"
 
 
 def parse_args(argv):
@@ -278,7 +277,7 @@ def run_training_stages(out, data, config, size, stage, progress):
         # Image-text matching leaves its plateau only with ITM trained alone and fresh in-batch negatives
         # (docs/demo.md); this phase starts from the pretrained weights and serves retrieval and the export.
         from kaleido_tf.datasets import with_itm_negatives
-        from kaleido_tf.losses import LOSS_NAMES
+        from kaleido_tf.utils.pretrain_tasks import ITM_LOSS, LOSS_NAMES
 
         itm_only = {name: 0.0 for name in LOSS_NAMES if name != ITM_LOSS}
         itm_dir = os.path.join(out, "runs", "itm")

@@ -5,6 +5,7 @@ import tensorflow as tf
 from kaleido_tf.losses import LOSS_NAMES, pretrain_losses
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel, as_config
 from kaleido_tf.tasks.base_task import Task
+from kaleido_tf.utils.pretrain_tasks import PRETRAIN_TASKS
 
 
 def _replica_sum(value):
@@ -76,7 +77,7 @@ class PretrainTask(Task):
     def reduce_validation(self, aggregated):
         examples = max(float(aggregated.get("examples", 0.0)), 1.0)
         metrics = {name: float(aggregated[f"{name}_sum"]) / examples for name in (*LOSS_NAMES, "total")}
-        for task in ("mlm", "itm", "rotation", "jigsaw", "camouflage"):
+        for task in PRETRAIN_TASKS:
             if f"{task}_count" in aggregated:
                 metrics[f"{task}_accuracy"] = float(aggregated[f"{task}_correct"]) / max(
                     float(aggregated[f"{task}_count"]), 1e-12
