@@ -28,8 +28,8 @@ from kaleido_tf.model_zoo import caption_decoding
 from kaleido_tf.model_zoo.kaleidobert_captioner import TASK, KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import as_config
 from kaleido_tf.tasks.base_task import Task
+from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
 
-DEFAULT_VOCAB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "vocab.txt")
 DEFAULT_MASK_RATIO = 0.3
 # Validation masks are drawn with this fixed seed, so evaluation losses of different steps compare.
 VALIDATION_SEED = (20210, 6)
@@ -132,8 +132,7 @@ class CaptionTask(Task):
     def _resolve_vocab(self, vocab_file):
         if vocab_file is not None:
             return os.fspath(vocab_file)
-        with open(DEFAULT_VOCAB, encoding="utf-8") as f:
-            tokens = sum(1 for _ in f)
+        tokens = len(read_vocab(DEFAULT_VOCAB))
         if tokens > self.config.vocab_size:
             raise ValueError(
                 f"captioning needs the model's vocab: the packaged vocab has {tokens} tokens, more "
