@@ -245,10 +245,9 @@ def run_training_stages(out, data, config, size, stage, progress):
     from kaleido_tf.evaluators.retrieval_predict import predict_retrieval
     from kaleido_tf.model_zoo import registry
     from kaleido_tf.tasks import ClassificationTask, PretrainTask
+    from kaleido_tf.utils.label_map import read_label_map
 
-    label_maps = {
-        k: json.load(open(os.path.join(data, "label_maps", f"{k}.json"))) for k in ("category", "subcategory")
-    }
+    label_maps = {k: read_label_map(os.path.join(data, "label_maps", f"{k}.json")) for k in ("category", "subcategory")}
     results = {"metrics": [], "curves": {}}
     batch = 32
 
