@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from kaleido_tf.utils.kaleido_levels import FEATURE_KEYS, POSITION_KEYS, SEGMENT_KEYS
+from kaleido_tf.utils.kaleido_levels import FEATURE_KEY, FEATURE_KEYS, POSITION_KEYS, SEGMENT_KEYS
 
 TEXT_FIELDS = ("input_ids", "input_mask", "segment_ids")
 IMAGE_ID_KEYS = ("prod_img_id", "image_prod_id")
@@ -141,7 +141,7 @@ class ITMScorer:
         (patch embeddings [Ni, N, H], key mask [Ni, N])."""
         fields = set(image_fields())
         kept = {k: v for k, v in images.items() if k in fields}
-        if not any(k.startswith("img_feature_convert_") for k in kept):
+        if not any(k.startswith(FEATURE_KEY.format("")) for k in kept):
             raise KeyError(f"images need `img_feature_convert_*` fields; found {sorted(images)}")
         return self._batched(self._embed_patches, kept)
 

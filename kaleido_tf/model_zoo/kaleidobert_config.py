@@ -5,7 +5,7 @@ import json
 import os
 from typing import Any
 
-from kaleido_tf.utils.io import atomic_write_text
+from kaleido_tf.utils.io import atomic_write_text, read_json_file
 from kaleido_tf.utils.kaleido_levels import LEVELS, seq_len_key
 
 _INT_FIELDS = (
@@ -149,15 +149,7 @@ class KaleidoBERTConfig:
     @classmethod
     def from_json_file(cls, path):
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"config file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(read_json_file(path, "config file"), source=path)
 
     def to_json_file(self, path):
         atomic_write_text(path, self.to_json_string())

@@ -7,8 +7,9 @@ dict), so the same map is refused or accepted alike everywhere: names are non-em
 >= 0, and no two names share an id. Every error names the file (and for broken JSON the line and column).
 """
 
-import json
 import os
+
+from kaleido_tf.utils.io import read_json_file
 
 
 def check_label_map(entries, source="label_map"):
@@ -32,15 +33,7 @@ def check_label_map(entries, source="label_map"):
 def read_label_map(path):
     """Reads and checks the label map file `path`; returns {class name: id}."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"label map not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    try:
-        entries = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    return check_label_map(entries, source=path)
+    return check_label_map(read_json_file(path, "label map"), source=path)
 
 
 def names_by_id(entries, num_classes=None, source="label_map"):
