@@ -14,7 +14,6 @@ kaleido_tf/apps/caption_app.py); export adds the `caption` signature. Flags: --v
 --max_caption_length, --caption_length_penalty, --caption_mask_ratio, --caption_max_predictions.
 """
 
-import json
 import os
 
 import numpy as np
@@ -27,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app
 
 from kaleido_tf.apps import app_flags
+from kaleido_tf.utils import label_map
 
 app_flags.define_flags()
 FLAGS = app_flags.FLAGS
@@ -35,16 +35,12 @@ PREDICT_PASSTHROUGH = ("text_prod_id", "image_prod_id", "prod_img_id", "img_cate
 
 
 def read_label_map(path):
-    """JSON name -> id; returns (names by id, count)."""
-    with open(path, encoding="utf-8") as f:
-        mapping = json.load(f)
-    if not isinstance(mapping, dict) or not all(isinstance(v, int) for v in mapping.values()):
-        raise ValueError(f"{path}: a label map is a JSON object of name -> integer id")
-    count = max(mapping.values()) + 1
-    names = [f"class_{i}" for i in range(count)]
-    for name, index in mapping.items():
-        names[index] = name
-    return names, count
+    """JSON name -> id (read by `utils.label_map.read_label_map`); returns (names by id, count)."""
+    mapping = label_map.read_label_map(path)
+    if not mapping:
+        raise ValueError(f"{path}: the label map names no class")
+    names = label_map.names_by_id(mapping, source=path)
+    return names, len(names)
 
 
 def build_task():

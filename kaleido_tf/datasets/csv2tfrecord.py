@@ -31,7 +31,7 @@ from kaleido_tf.datasets.tfrecord_writer import (
     SCHEMA_JSON,
     SHARD_RE,
     TFRecordShardWriter,
-    _check_feature_dtype,
+    check_feature_dtype,
     encode_example,
     normalize_compression,
     shard_filename,
@@ -275,7 +275,7 @@ def convert_bundles(
       DataError: for the first bad line (not lenient) or bad input files; `output_dir` is then unchanged.
     """
     schema = input_schema if isinstance(input_schema, Schema) else get_schema(input_schema, expected_lengths)
-    feature_dtype = _check_feature_dtype(feature_dtype)
+    feature_dtype = check_feature_dtype(feature_dtype)
     compression = normalize_compression(compression)
     output_dir = os.path.abspath(os.fspath(output_dir))
     _check_output_dir(output_dir)

@@ -13,10 +13,19 @@ Types are `int` (int64), `float` (float32) and `str` (one string). `base64` is r
 import dataclasses
 import re
 
+from kaleido_tf.utils.kaleido_levels import (
+    FEATURE_KEY,
+    LEVEL_SIZES,
+    LEVEL_SUFFIXES,
+    NUM_PATCHES,
+    POSITION_KEY,
+    POSITION_PREFIX,
+    POSITION_SIZE,
+)
+
 # Float fields longer than this hold patch features (2048 numbers per patch); the TFRecord format stores
 # them as raw bytes (float16 by default) instead of a float_list.
 FEATURE_MIN_LENGTH = 65
-POSITION_PREFIX = "img_loc_position_"
 
 DTYPES = ("int", "float", "str")
 _TYPE_ALIASES = {"base64": "float"}
@@ -164,8 +173,7 @@ class Schema:
 # Presets, field for field as the original pretraining, classification and retrieval scripts declare them,
 # with one correction: img_loc_position_camouflage holds 9 patches x 5 numbers = 45 (the scripts say 35).
 
-_LEVELS = (("rotation", 1), ("jigsaw", 4), ("camouflage", 9), ("grey_mask", 16), ("blank_mask", 25))
-_POSITION_SIZE = 5  # [x1, x2, y1, y2, w*h] per patch
+_LEVELS = tuple(zip(LEVEL_SUFFIXES, LEVEL_SIZES))  # (schema suffix, patches) per kaleido level
 
 
 def known_field_lengths(
@@ -185,10 +193,10 @@ def known_field_lengths(
         "masked_lm_weights": max_predictions_per_seq,
     }
     for level, patches in _LEVELS:
-        lengths[f"img_feature_convert_{level}"] = patches * patch_feature_size
-    lengths["image_mask"] = sum(patches for _, patches in _LEVELS)
+        lengths[FEATURE_KEY.format(level)] = patches * patch_feature_size
+    lengths["image_mask"] = NUM_PATCHES
     for level, patches in _LEVELS:
-        lengths[f"img_loc_position_{level}"] = patches * _POSITION_SIZE
+        lengths[POSITION_KEY.format(level)] = patches * POSITION_SIZE
     lengths.update(
         {
             "img_subtasks_flag": 1,
@@ -215,12 +223,11 @@ def known_field_lengths(
 KNOWN_FIELD_LENGTHS = known_field_lengths()
 
 _LENGTH_HINTS = {
-    f"img_loc_position_{level}": f" ({patches} patches x {_POSITION_SIZE} position numbers)"
-    for level, patches in _LEVELS
+    POSITION_KEY.format(level): f" ({patches} patches x {POSITION_SIZE} position numbers)" for level, patches in _LEVELS
 }
-_LENGTH_HINTS["img_loc_position_camouflage"] += " (the released run scripts declare 35, which is too short)"
+_LENGTH_HINTS[POSITION_KEY.format("camouflage")] += " (the released run scripts declare 35, which is too short)"
 _LENGTH_HINTS.update(
-    {f"img_feature_convert_{level}": f" ({patches} patches x the patch feature size)" for level, patches in _LEVELS}
+    {FEATURE_KEY.format(level): f" ({patches} patches x the patch feature size)" for level, patches in _LEVELS}
 )
 
 
@@ -228,16 +235,16 @@ def _fields(*items):
     types = {}
     for name in ("text_prod_id", "prod_desc", "image_prod_id", "prod_img_id", "img_category", "img_subcategory"):
         types[name] = "str"
-    for name in ("masked_lm_weights", "img_grey_mask_gt") + tuple(f"img_feature_convert_{lv}" for lv, _ in _LEVELS):
+    for name in ("masked_lm_weights", "img_grey_mask_gt") + tuple(FEATURE_KEY.format(lv) for lv in LEVEL_SUFFIXES):
         types[name] = "float"
     return tuple(FieldSpec(name, types.get(name, "int"), KNOWN_FIELD_LENGTHS[name]) for name in items)
 
 
 _TEXT = ("input_ids", "input_mask", "segment_ids")
 _IMAGE = (
-    tuple(f"img_feature_convert_{level}" for level, _ in _LEVELS)
+    tuple(FEATURE_KEY.format(level) for level in LEVEL_SUFFIXES)
     + ("image_mask",)
-    + tuple(f"img_loc_position_{level}" for level, _ in _LEVELS)
+    + tuple(POSITION_KEY.format(level) for level in LEVEL_SUFFIXES)
 )
 
 SCHEMA_PRESETS = {

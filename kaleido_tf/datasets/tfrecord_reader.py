@@ -26,7 +26,7 @@ from kaleido_tf.datasets.sources import (
 from kaleido_tf.datasets.tfrecord_writer import (
     SCHEMA_JSON,
     SHARD_RE,
-    _check_feature_dtype,
+    check_feature_dtype,
     field_encoding,
     normalize_compression,
     read_schema_json,
@@ -207,7 +207,7 @@ def _resolve_metadata(directory, files, schema, feature_dtype, compression):
                 raise ValueError(f"{name}={value!r} disagrees with {SCHEMA_JSON}, which says {stored!r}")
         return meta.schema, {spec.name: meta.encoding(spec.name) for spec in meta.schema}, meta.compression
     schema = schema if isinstance(schema, Schema) else get_schema(schema, expected_lengths=None)
-    feature_dtype = _check_feature_dtype(feature_dtype or "float16")
+    feature_dtype = check_feature_dtype(feature_dtype or "float16")
     encodings = {spec.name: field_encoding(spec, feature_dtype) for spec in schema}
     if compression is None:
         gz = {path.endswith(".gz") for path in files}

@@ -46,7 +46,7 @@ def normalize_compression(compression):
     raise ValueError(f"unsupported compression {compression!r}; expected None or 'GZIP'")
 
 
-def _check_feature_dtype(feature_dtype):
+def check_feature_dtype(feature_dtype):
     if feature_dtype not in FEATURE_DTYPES:
         raise ValueError(f"feature_dtype must be one of {FEATURE_DTYPES}, got {feature_dtype!r}")
     return feature_dtype
@@ -67,7 +67,7 @@ def field_encoding(spec, feature_dtype="float16"):
     if spec.dtype == "str":
         return "bytes_list"
     if spec.is_feature:
-        return "raw_" + _check_feature_dtype(feature_dtype)
+        return "raw_" + check_feature_dtype(feature_dtype)
     return "float_list"
 
 
@@ -140,7 +140,7 @@ def validate_example(example, schema, source="<example>"):
 def encode_example(example, schema, feature_dtype="float16", source="<example>"):
     """Validates an example and serializes it as a tf.train.Example (bytes)."""
     values = validate_example(example, schema, source)
-    raw_dtype = "<f2" if _check_feature_dtype(feature_dtype) == "float16" else "<f4"
+    raw_dtype = "<f2" if check_feature_dtype(feature_dtype) == "float16" else "<f4"
     proto = tf.train.Example()
     features = proto.features.feature
     for spec in schema.fields:
@@ -183,7 +183,7 @@ class TFRecordShardWriter:
     def __init__(self, path, schema, feature_dtype="float16", compression=None):
         self.path = os.fspath(path)
         self.schema = schema if isinstance(schema, Schema) else get_schema(schema, expected_lengths=None)
-        self.feature_dtype = _check_feature_dtype(feature_dtype)
+        self.feature_dtype = check_feature_dtype(feature_dtype)
         self.compression = normalize_compression(compression)
         self.num_written = 0
         self._writer = None
@@ -280,7 +280,7 @@ def write_schema_json(directory, schema, feature_dtype="float16", compression=No
     Returns the path written.
     """
     schema = schema if isinstance(schema, Schema) else get_schema(schema, expected_lengths=None)
-    feature_dtype = _check_feature_dtype(feature_dtype)
+    feature_dtype = check_feature_dtype(feature_dtype)
     compression = normalize_compression(compression)
     for key, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -332,7 +332,7 @@ def read_schema_json(directory):
             raise DataError(f"{path}: key {key!r} is missing", path)
     try:
         schema = Schema.parse(",".join(f"{f['name']}:{f['type']}:{f['length']}" for f in document["fields"]))
-        feature_dtype = _check_feature_dtype(document["feature_dtype"])
+        feature_dtype = check_feature_dtype(document["feature_dtype"])
         compression = normalize_compression(document.get("compression"))
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{path}: invalid content: {error}", path) from None

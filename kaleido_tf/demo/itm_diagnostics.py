@@ -30,7 +30,7 @@ from kaleido_tf.datasets import make_tfrecord_dataset
 from kaleido_tf.datasets.itm_negatives import roll_text_side
 from kaleido_tf.demo.run import demo_model_config
 from kaleido_tf.model_zoo import registry
-from kaleido_tf.preprocessors.kaleido_patches import LEVEL_NAMES
+from kaleido_tf.utils.kaleido_levels import FEATURE_KEYS
 
 CONTROLS = ("image", "text", "xor", "match")
 IMAGE_KEY = "img_feature_convert_rotation"  # the level-1 patch: the whole product
@@ -119,7 +119,7 @@ def standardizer(path, batch_size=256):
     """A function batch -> batch scaling every patch feature dimension by the mean and standard deviation
     over the patches of the examples under `path`."""
 
-    keys = [f"img_feature_convert_{level}" for level in LEVEL_NAMES]
+    keys = list(FEATURE_KEYS)
     rows = []
     for batch in make_tfrecord_dataset(path, batch_size, False, fields=keys):
         size = batch[keys[0]].shape[1]

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from kaleido_tf.preprocessors.foreground import ForegroundDetector
-from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS, NUM_PATCHES, KaleidoPatchGenerator
+from kaleido_tf.preprocessors.kaleido_patches import KaleidoPatchGenerator
+from kaleido_tf.utils.kaleido_levels import LEVEL_OFFSETS, NUM_PATCHES
 
 LABEL_KEYS = ("subcategory", "colour", "pattern")
 

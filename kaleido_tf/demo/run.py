@@ -56,7 +56,6 @@ SIZES = {
 CNN_FEATURES, LAYOUT_GRID = 64, 4
 PATCH_FEATURE_SIZE = CNN_FEATURES + 3 * LAYOUT_GRID**2
 # The ITM phase trains image-text matching alone (the other six losses weigh 0), with fresh in-batch negatives.
-ITM_LOSS = "next_sentence_loss"
 
 
 def parse_args(argv):
@@ -255,10 +254,9 @@ def run_training_stages(out, data, config, size, stage, progress):
     from kaleido_tf.evaluators.retrieval_predict import predict_retrieval  # noqa: PLC0415
     from kaleido_tf.model_zoo import registry  # noqa: PLC0415
     from kaleido_tf.tasks import ClassificationTask, PretrainTask  # noqa: PLC0415
+    from kaleido_tf.utils.label_map import read_label_map  # noqa: PLC0415
 
-    label_maps = {
-        k: json.load(open(os.path.join(data, "label_maps", f"{k}.json"))) for k in ("category", "subcategory")
-    }
+    label_maps = {k: read_label_map(os.path.join(data, "label_maps", f"{k}.json")) for k in ("category", "subcategory")}
     results = {"metrics": [], "curves": {}}
     batch = 32
 
@@ -288,7 +286,7 @@ def run_training_stages(out, data, config, size, stage, progress):
         # (docs/demo.md); this phase starts from the pretrained weights and serves retrieval and the export.
         # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
         from kaleido_tf.datasets import with_itm_negatives  # noqa: PLC0415
-        from kaleido_tf.losses import LOSS_NAMES  # noqa: PLC0415
+        from kaleido_tf.utils.pretrain_tasks import ITM_LOSS, LOSS_NAMES  # noqa: PLC0415
 
         itm_only = {name: 0.0 for name in LOSS_NAMES if name != ITM_LOSS}
         itm_dir = os.path.join(out, "runs", "itm")

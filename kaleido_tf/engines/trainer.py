@@ -31,10 +31,10 @@ from kaleido_tf.engines.predictor import local_numpy, predict_batches
 from kaleido_tf.optimizers import get_optimizer
 from kaleido_tf.tasks.base_task import aggregate
 from kaleido_tf.utils.io import atomic_write_text
+from kaleido_tf.utils.model_dir import TRAINER_MARKER
 
 logger = logging.getLogger(__name__)
 
-TRAINER_MARKER = "kaleido_tf_trainer.json"
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 

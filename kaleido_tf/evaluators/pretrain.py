@@ -20,7 +20,7 @@ strategy (its variables are summed over replicas when read).
 import keras
 import tensorflow as tf
 
-PRETRAIN_TASKS = ("mlm", "itm", "rotation", "jigsaw", "camouflage")
+from kaleido_tf.utils.pretrain_tasks import PRETRAIN_TASKS
 
 # task -> (output name, accepted label feature names, weight feature name or None)
 _TASK_SPECS = {

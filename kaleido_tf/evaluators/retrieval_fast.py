@@ -25,7 +25,7 @@ import tensorflow as tf
 from keras import ops
 from tqdm.auto import tqdm
 
-from kaleido_tf.model_zoo.kaleidobert_backbone import FEATURE_KEY, LEVEL_SUFFIXES, POSITION_KEY, SEGMENT_KEY
+from kaleido_tf.utils.kaleido_levels import FEATURE_KEY, FEATURE_KEYS, POSITION_KEYS, SEGMENT_KEYS
 
 TEXT_FIELDS = ("input_ids", "input_mask", "segment_ids")
 IMAGE_ID_KEYS = ("prod_img_id", "image_prod_id")
@@ -35,10 +35,9 @@ TEXT_ID_KEYS = ("text_prod_id",)
 def image_fields():
     """The input-schema names that define an image: patch features, positions, segments, image_mask."""
     names = []
-    for suffix in LEVEL_SUFFIXES.values():
-        names += [FEATURE_KEY.format(suffix), POSITION_KEY.format(suffix)]
-    names += [SEGMENT_KEY.format(level) for level in LEVEL_SUFFIXES]
-    return tuple(names) + ("image_mask",)
+    for feature, position in zip(FEATURE_KEYS, POSITION_KEYS):
+        names += [feature, position]
+    return tuple(names) + SEGMENT_KEYS + ("image_mask",)
 
 
 def _id_strings(values, name):
@@ -143,7 +142,7 @@ class ITMScorer:
         (patch embeddings [Ni, N, H], key mask [Ni, N])."""
         fields = set(image_fields())
         kept = {k: v for k, v in images.items() if k in fields}
-        if not any(k.startswith("img_feature_convert_") for k in kept):
+        if not any(k.startswith(FEATURE_KEY.format("")) for k in kept):
             raise KeyError(f"images need `img_feature_convert_*` fields; found {sorted(images)}")
         return self._batched(self._embed_patches, kept)
 

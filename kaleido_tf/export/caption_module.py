@@ -22,6 +22,7 @@ import tensorflow as tf
 from kaleido_tf.export import serving_inputs
 from kaleido_tf.export.signature_module import SignatureModule
 from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
+from kaleido_tf.utils.vocab import read_vocab
 
 CAPTIONER = "captioner"
 SIGNATURE = "caption"
@@ -32,8 +33,6 @@ class CaptionDecoder(tf.Module):
 
     def __init__(self, vocab_file, tokens, vocab_size=None, name="caption_decoder"):
         super().__init__(name=name)
-        from kaleido_tf.export.text_encoder import read_vocab
-
         vocab = read_vocab(vocab_file, vocab_size)
         self.vocab_file_name = os.path.basename(os.fspath(vocab_file))
         self.vocab_tokens = len(vocab)
@@ -79,7 +78,7 @@ class CaptionServingModule(SignatureModule):
             raise ValueError("the model must be built (and its weights loaded) before export")
         self.kind = CAPTIONER
         self.config = model.config
-        self.max_length = model._max_length(max_length)
+        self.max_length = model.resolve_max_length(max_length)
         self.beam_size = int(model.beam_size if beam_size is None else beam_size)
         self.length_penalty = float(model.length_penalty if length_penalty is None else length_penalty)
         self.no_repeat_ngram_size = model.no_repeat_ngram_size

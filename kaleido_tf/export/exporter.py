@@ -18,14 +18,14 @@ from tqdm import tqdm
 from kaleido_tf.export.caption_module import CAPTIONER, CaptionServingModule
 from kaleido_tf.export.label_map import class_names as load_class_names
 from kaleido_tf.export.serving_module import CLASSIFIER, KaleidoServingModule, model_kind
-from kaleido_tf.export.text_encoder import WordPieceEncoder, read_vocab
+from kaleido_tf.export.text_encoder import WordPieceEncoder
 from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.utils.io import atomic_directory, atomic_write_text
+from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
 from kaleido_tf.version import __version__
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_VOCAB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "vocab.txt")
 EXPORT_INFO = os.path.join("assets.extra", "kaleido_export.json")
 EXPORT_FORMAT = "kaleido_tf-saved-model-v1"
 

@@ -21,10 +21,9 @@ import dataclasses
 
 import tensorflow as tf
 
+from kaleido_tf.utils.kaleido_levels import FEATURE_KEY, POSITION_KEY, POSITION_SIZE
+
 TEXT_FIELDS = ("input_ids", "input_mask", "segment_ids")
-FEATURE_KEY = "img_feature_convert_{}"
-POSITION_KEY = "img_loc_position_{}"
-POSITION_SIZE = 5  # [x1, x2, y1, y2, w*h] per patch
 
 
 @dataclasses.dataclass(frozen=True)

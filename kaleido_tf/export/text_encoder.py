@@ -10,47 +10,7 @@ import os
 
 import tensorflow as tf
 
-REQUIRED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
-
-
-def read_vocab(vocab_file, vocab_size=None):
-    """Reads and checks a WordPiece vocab (one token a line); returns {token: id}.
-
-    Raises ValueError naming the file and line for an empty, duplicate or whitespace-padded token, a missing
-    special token, or more tokens than the model's word table (`vocab_size`) holds.
-    """
-    vocab_file = os.fspath(vocab_file)
-    if not os.path.isfile(vocab_file):
-        raise FileNotFoundError(f"vocab file not found: {vocab_file}")
-    with open(vocab_file, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ValueError(f"{vocab_file}:{line}: not valid UTF-8") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline after the last token
-    vocab = {}
-    for number, token in enumerate(lines, start=1):
-        if token == "":
-            raise ValueError(f"{vocab_file}:{number}: empty token")
-        if token != token.strip():
-            raise ValueError(
-                f"{vocab_file}:{number}: token {token!r} has leading or trailing whitespace (or a CRLF line end)"
-            )
-        if token in vocab:
-            raise ValueError(f"{vocab_file}:{number}: token {token!r} repeats line {vocab[token] + 1}")
-        vocab[token] = number - 1
-    missing = [t for t in REQUIRED_TOKENS if t not in vocab]
-    if missing:
-        raise ValueError(f"{vocab_file}: special token(s) {', '.join(missing)} missing")
-    if vocab_size is not None and len(vocab) > vocab_size:
-        raise ValueError(
-            f"{vocab_file}: {len(vocab)} tokens, but the model's word table has only vocab_size={vocab_size} rows"
-        )
-    return vocab
+from kaleido_tf.utils.vocab import read_vocab
 
 
 class WordPieceEncoder(tf.Module):

@@ -6,16 +6,8 @@ Shape legend: B batch, P masked text positions, V vocabulary, k masked patches o
 from keras import ops
 
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import ROTATION_LABEL_KEYS
+from kaleido_tf.utils.pretrain_tasks import LOSS_NAMES
 
-LOSS_NAMES = (
-    "masked_lm_loss",
-    "next_sentence_loss",
-    "rotation_loss",
-    "jigsaw_loss",
-    "camouflage_loss",
-    "greymask_loss",
-    "blankmask_loss",
-)
 # Keras' KLD clips both distributions to [1e-7, 1] before taking the log.
 _KLD_EPSILON = 1e-7
 

@@ -14,6 +14,8 @@ import os
 
 import tensorflow as tf
 
+from kaleido_tf.utils.vocab import read_vocab
+
 # A large negative log-probability for banned tokens and dead beams (finite: -inf would give NaN in sums).
 NEG_INF = -1e9
 
@@ -30,8 +32,6 @@ class CaptionTokens:
     @classmethod
     def from_vocab_file(cls, vocab_file, vocab_size=None):
         """Reads the ids of [PAD], [CLS], [SEP] and [MASK] from a WordPiece vocab (one token a line)."""
-        from kaleido_tf.export.text_encoder import read_vocab
-
         vocab = read_vocab(vocab_file, vocab_size)
         if "[MASK]" not in vocab:
             raise ValueError(f"{os.fspath(vocab_file)}: special token [MASK] missing (captioning predicts at [MASK])")
@@ -43,14 +43,8 @@ class CaptionTokens:
 
 
 def read_id_to_token(vocab_file, vocab_size=None):
-    """[token by id] of a WordPiece vocab (checked as the exporter checks it)."""
-    from kaleido_tf.export.text_encoder import read_vocab
-
-    vocab = read_vocab(vocab_file, vocab_size)
-    tokens = [None] * len(vocab)
-    for token, index in vocab.items():
-        tokens[index] = token
-    return tokens
+    """[token by id] of a WordPiece vocab (read by `utils.vocab.read_vocab`, as the exporter reads it)."""
+    return list(read_vocab(vocab_file, vocab_size))  # the ids are 0, 1, ... in the dict's order
 
 
 def ids_to_text(ids, id_to_token, tokens=None):

@@ -11,15 +11,15 @@ from kaleido_tf.layers.core import dense, get_initializer
 from kaleido_tf.layers.embedding import PatchEmbedding, TextEmbedding
 from kaleido_tf.layers.encoder import Encoder
 from kaleido_tf.layers.mask import attention_bias_from_key_mask, attention_bias_from_mask
-from kaleido_tf.model_zoo.kaleidobert_config import LEVELS
-
-# Input-schema names, per level.
-FEATURE_KEY = "img_feature_convert_{}"
-POSITION_KEY = "img_loc_position_{}"
-SEGMENT_KEY = "img_feature_{}_segment"
-LEVEL_NAMES = tuple(name for name, _ in LEVELS)
-LEVEL_SUFFIXES = dict(LEVELS)
-
+from kaleido_tf.utils.kaleido_levels import (  # noqa: F401 (LEVELS: imported here for the backbone's users)
+    LEVEL_NAMES,
+    LEVEL_SIZES,
+    LEVELS,
+    POSITION_SIZE,
+    feature_key,
+    position_key,
+    segment_key,
+)
 
 # Backbone arguments that are KaleidoBERTConfig fields (and `config.json` keys) of the same name.
 CONFIG_FIELDS = (
@@ -37,14 +37,6 @@ CONFIG_FIELDS = (
     "patch_type_vocab_size",
     "text_seq_len",
 )
-
-
-def _level_feature_key(level):
-    return FEATURE_KEY.format(LEVEL_SUFFIXES[level])
-
-
-def _level_position_key(level):
-    return POSITION_KEY.format(LEVEL_SUFFIXES[level])
 
 
 @keras.saving.register_keras_serializable(package="kaleido_tf")
@@ -86,7 +78,7 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         initializer_range=0.02,
         patch_feature_size=2048,
         patch_type_vocab_size=2,
-        level_lengths=(1, 4, 9, 16, 25),
+        level_lengths=LEVEL_SIZES,
         text_seq_len=64,
         use_image_mask=False,
         fused_qkv=False,
@@ -131,7 +123,9 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         self.embeddings.build()
         # One [5, H] projection of the patch positions, shared by all levels.
         self.position_dense = self.add_weight(
-            name="position_dense", shape=(5, self.hidden_size), initializer=get_initializer(self.initializer_range)
+            name="position_dense",
+            shape=(POSITION_SIZE, self.hidden_size),
+            initializer=get_initializer(self.initializer_range),
         )
         self.patch_embeddings = []
         for segment, (level, n) in enumerate(zip(LEVEL_NAMES, self.level_lengths), start=1):
@@ -168,13 +162,14 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         self.built = True
 
     # ------------------------------------------------------------------ inputs
-    def _batch_size(self, features):
-        for key in ("input_ids", _level_feature_key(LEVEL_NAMES[0])):
+    def batch_size_of(self, features):
+        """The batch size B of `features`: from `input_ids`, else from the first level's patch features."""
+        for key in ("input_ids", feature_key(LEVEL_NAMES[0])):
             if features.get(key) is not None:
                 return ops.shape(features[key])[0]
         for level in LEVEL_NAMES:
-            if features.get(_level_feature_key(level)) is not None:
-                return ops.shape(features[_level_feature_key(level)])[0]
+            if features.get(feature_key(level)) is not None:
+                return ops.shape(features[feature_key(level)])[0]
         raise ValueError("features hold neither `input_ids` nor any `img_feature_convert_*` field")
 
     def _text_inputs(self, features, batch_size):
@@ -192,20 +187,20 @@ class KaleidoBERTBackbone(keras.layers.Layer):
 
     def _level_inputs(self, features, level, n, batch_size):
         """-> patch features [B, n, F], positions [B, n, 5], key mask [B, n], segment ids [B, n] or None."""
-        patches = features.get(_level_feature_key(level))
-        positions = features.get(_level_position_key(level))
+        patches = features.get(feature_key(level))
+        positions = features.get(position_key(level))
         if patches is None:
             patches = ops.zeros((batch_size, n, self.patch_feature_size), self.compute_dtype)
             mask = ops.zeros((batch_size, n), "int32")
             if positions is None:
-                positions = ops.zeros((batch_size, n, 5), self.compute_dtype)
+                positions = ops.zeros((batch_size, n, POSITION_SIZE), self.compute_dtype)
         else:
             patches = ops.reshape(ops.cast(patches, self.compute_dtype), (batch_size, n, self.patch_feature_size))
             mask = ops.ones((batch_size, n), "int32")
             if positions is None:
-                positions = ops.ones((batch_size, n, 5), self.compute_dtype)
-        positions = ops.reshape(ops.cast(positions, self.compute_dtype), (batch_size, n, 5))
-        return patches, positions, mask, features.get(SEGMENT_KEY.format(level))
+                positions = ops.ones((batch_size, n, POSITION_SIZE), self.compute_dtype)
+        positions = ops.reshape(ops.cast(positions, self.compute_dtype), (batch_size, n, POSITION_SIZE))
+        return patches, positions, mask, features.get(segment_key(level))
 
     # ------------------------------------------------------------------ embeddings
     def embed_text(self, features, training=False):
@@ -213,7 +208,7 @@ class KaleidoBERTBackbone(keras.layers.Layer):
 
         Without `input_ids` (image only) the text is `text_seq_len` masked-out zeros.
         """
-        batch_size = self._batch_size(features)
+        batch_size = self.batch_size_of(features)
         input_ids, input_mask, segment_ids = self._text_inputs(features, batch_size)
         return self.embeddings(input_ids, segment_ids, training=training), input_mask
 
@@ -223,7 +218,7 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         A level whose features are missing gets masked-out zeros; with `use_image_mask`, `image_mask` [B, N]
         masks patches too.
         """
-        batch_size = self._batch_size(features)
+        batch_size = self.batch_size_of(features)
         pieces, key_masks = [], []
         position_dense = ops.cast(self.position_dense, self.compute_dtype)
         for layer, level, n in zip(self.patch_embeddings, LEVEL_NAMES, self.level_lengths):
@@ -274,13 +269,6 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         patches, patch_mask = self.embed_patches(features, training=training)  # [B, N, H], [B, N]
         embedded = ops.concatenate([text, patches], axis=1)  # [B, S, H]
         return self.pool_embedded(embedded, ops.concatenate([text_mask, patch_mask], axis=1), training=training)
-
-    def _level_starts(self):
-        starts, offset = [], 0
-        for n in self.level_lengths:
-            starts.append(offset)
-            offset += n
-        return starts
 
     def get_config(self):
         config = super().get_config()

@@ -19,14 +19,9 @@ from keras import ops
 from kaleido_tf.layers.heads import MLMHead
 from kaleido_tf.layers.mask import seq2seq_attention_mask
 from kaleido_tf.model_zoo import caption_decoding
-from kaleido_tf.model_zoo.kaleidobert_backbone import (
-    LEVEL_NAMES,
-    SEGMENT_KEY,
-    KaleidoBERTBackbone,
-    _level_feature_key,
-    _level_position_key,
-)
+from kaleido_tf.model_zoo.kaleidobert_backbone import KaleidoBERTBackbone
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import as_config
+from kaleido_tf.utils.kaleido_levels import FEATURE_KEY, LEVEL_NAMES, feature_key, position_key, segment_key
 
 TASK = "caption"
 
@@ -134,9 +129,9 @@ class KaleidoBERTCaptioner(keras.Model):
         """The fields of `features` the backbone reads for the image (features, positions, masks, segments)."""
         keys = ["image_mask"]
         for level in LEVEL_NAMES:
-            keys += [_level_feature_key(level), _level_position_key(level), SEGMENT_KEY.format(level)]
+            keys += [feature_key(level), position_key(level), segment_key(level)]
         picked = {k: features[k] for k in keys if features.get(k) is not None}
-        if not any(k.startswith("img_feature_convert_") for k in picked):
+        if not any(k.startswith(FEATURE_KEY.format("")) for k in picked):
             raise ValueError("captioning needs image features: features hold no `img_feature_convert_*` field")
         return picked
 
@@ -158,7 +153,9 @@ class KaleidoBERTCaptioner(keras.Model):
 
         return logits_fn
 
-    def _max_length(self, max_length):
+    def resolve_max_length(self, max_length=None):
+        """The caption length to generate: `max_length`, or the model's `max_caption_length` when None;
+        checked against the position table."""
         length = self.max_caption_length if max_length is None else int(max_length)
         if not 1 <= length < self.config.max_position_embeddings:
             raise ValueError(f"max_length must be in [1, {self.config.max_position_embeddings - 1}], got {length}")
@@ -171,7 +168,7 @@ class KaleidoBERTCaptioner(keras.Model):
         beam_size 1 decodes greedily; more runs beam search. Defaults come from the constructor.
         Works eagerly and inside tf.function (fixed shapes, tf.while_loop).
         """
-        length = self._max_length(max_length)
+        length = self.resolve_max_length(max_length)
         beams = self.beam_size if beam_size is None else int(beam_size)
         if beams < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")

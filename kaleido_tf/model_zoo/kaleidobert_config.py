@@ -5,16 +5,8 @@ import json
 import os
 from typing import Any
 
-from kaleido_tf.utils.io import atomic_write_text
-
-# The five kaleido levels in sequence order: (level name, feature-name suffix in the input schema).
-LEVELS = (
-    ("rotation", "rotation"),
-    ("jigsaw", "jigsaw"),
-    ("camouflage", "camouflage"),
-    ("greymask", "grey_mask"),
-    ("blankmask", "blank_mask"),
-)
+from kaleido_tf.utils.io import atomic_write_text, read_json_file
+from kaleido_tf.utils.kaleido_levels import LEVELS, seq_len_key
 
 _INT_FIELDS = (
     "vocab_size",
@@ -119,7 +111,7 @@ class KaleidoBERTConfig:
     # ----------------------------------------------------------------- views
     def level_lengths(self):
         """[(level name, schema suffix, patches)] in sequence order."""
-        return [(name, suffix, getattr(self, f"img_{name}_seq_len")) for name, suffix in LEVELS]
+        return [(name, suffix, getattr(self, seq_len_key(name))) for name, suffix in LEVELS]
 
     @property
     def num_patches(self):
@@ -157,15 +149,7 @@ class KaleidoBERTConfig:
     @classmethod
     def from_json_file(cls, path):
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"config file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(read_json_file(path, "config file"), source=path)
 
     def to_json_file(self, path):
         atomic_write_text(path, self.to_json_string())

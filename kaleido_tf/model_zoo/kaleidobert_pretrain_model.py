@@ -7,6 +7,7 @@ from kaleido_tf.layers.heads import MLMHead, PatchClassificationHead, PatchRecon
 from kaleido_tf.layers.utils import gather_indexes
 from kaleido_tf.model_zoo.kaleidobert_backbone import KaleidoBERTBackbone
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
+from kaleido_tf.utils.kaleido_levels import LEVEL_NAMES, feature_key
 
 MODES = ("train", "eval", "predict")
 # Both spellings of the rotation label occur in the wild: `img_rotate_gt` in the released scripts,
@@ -121,15 +122,13 @@ class KaleidoBERTPretrainModel(keras.Model):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         c = self.config
         features = dict(features)
-        batch_size = self.backbone._batch_size(features)
-        levels = dict(
-            zip(("rotation", "jigsaw", "camouflage", "greymask", "blankmask"), [n for _, _, n in c.level_lengths()])
-        )
+        batch_size = self.backbone.batch_size_of(features)
+        levels = {name: n for name, _, n in c.level_lengths()}
         text_len = ops.shape(features["input_ids"])[1] if features.get("input_ids") is not None else c.text_seq_len
 
         grey_ids = self._ids_or_default(features, "img_grey_lm_ids", c.masked_greymask_patch_num, batch_size)
         blank_ids = self._ids_or_default(features, "img_blank_lm_ids", c.masked_blankmask_patch_num, batch_size)
-        grey_key, blank_key = "img_feature_convert_grey_mask", "img_feature_convert_blank_mask"
+        grey_key, blank_key = feature_key("greymask"), feature_key("blankmask")
 
         def level_features(key, n):
             if features.get(key) is None:
@@ -146,7 +145,7 @@ class KaleidoBERTPretrainModel(keras.Model):
         # Split the sequence into text and the five levels.
         text_output = sequence_output[:, :text_len]  # [B, T, H]
         level_outputs, start = {}, text_len
-        for level in ("rotation", "jigsaw", "camouflage", "greymask", "blankmask"):
+        for level in LEVEL_NAMES:
             level_outputs[level] = sequence_output[:, start : start + levels[level]]  # [B, n, H]
             start = start + levels[level]
 

@@ -12,6 +12,7 @@ from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_classifier import TASKS, KaleidoBERTClassifier
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel
+from kaleido_tf.utils.model_dir import TRAINER_MARKER
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +25,6 @@ CHECKPOINTS_ENV = "KALEIDO_TF_CHECKPOINTS"
 def checkpoints_root():
     """$KALEIDO_TF_CHECKPOINTS, else ./checkpoints of the current directory."""
     return os.environ.get(CHECKPOINTS_ENV) or os.path.join(os.getcwd(), "checkpoints")
-
-
-TRAINER_MARKER = "kaleido_tf_trainer.json"  # written by kaleido_tf.engines.Trainer into its model_dir
 
 
 def _trainer_dir(path):

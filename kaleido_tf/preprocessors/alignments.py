@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 
-from kaleido_tf.preprocessors.kaleido_patches import LEVEL_OFFSETS, LEVEL_SIZES
+from kaleido_tf.utils.kaleido_levels import LEVEL_OFFSETS, LEVEL_SIZES
 
 
 class AlignmentError(ValueError):

@@ -13,8 +13,8 @@ Finetune and retrieval examples use the untransformed crops.
 
 import numpy as np
 
-from kaleido_tf.preprocessors.kaleido_patches import LEVEL_NAMES, LEVEL_OFFSETS, LEVEL_SIZES, NUM_PATCHES
 from kaleido_tf.preprocessors.kaleido_tasks import JIGSAW_PERMUTATIONS, grey_crop, rotate_crop
+from kaleido_tf.utils.kaleido_levels import FEATURE_KEYS, LEVEL_OFFSETS, LEVEL_SIZES, NUM_PATCHES, POSITION_KEYS
 
 _ROT, _JIG, _CAM, _GREY, _BLANK = LEVEL_OFFSETS
 
@@ -88,9 +88,9 @@ def image_fields(features, positions):
     features = np.asarray(features, np.float32)
     positions = np.asarray(positions, np.float32)
     fields = {}
-    for name, start, size in zip(LEVEL_NAMES, LEVEL_OFFSETS, LEVEL_SIZES):
-        fields[f"img_feature_convert_{name}"] = features[start : start + size].reshape(-1)
-        fields[f"img_loc_position_{name}"] = positions[start : start + size].reshape(-1)
+    for feature_key, position_key, start, size in zip(FEATURE_KEYS, POSITION_KEYS, LEVEL_OFFSETS, LEVEL_SIZES):
+        fields[feature_key] = features[start : start + size].reshape(-1)
+        fields[position_key] = positions[start : start + size].reshape(-1)
     fields["image_mask"] = np.ones(NUM_PATCHES, np.int64)
     return fields
 

@@ -21,20 +21,15 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-LEVEL_GRIDS = (1, 2, 3, 4, 5)
-LEVEL_NAMES = ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask")
-LEVEL_SIZES = tuple(n * n for n in LEVEL_GRIDS)  # (1, 4, 9, 16, 25)
-LEVEL_OFFSETS = tuple(int(x) for x in np.cumsum((0,) + LEVEL_SIZES[:-1]))  # (0, 1, 5, 14, 30)
-NUM_PATCHES = sum(LEVEL_SIZES)  # 55
-POSITION_SIZE = 5
-
-
-def level_slots(level):
-    """The 55-sequence slots of kaleido level `level` (1..5)."""
-    if level not in LEVEL_GRIDS:
-        raise ValueError(f"kaleido level must be 1..5, got {level}")
-    start = LEVEL_OFFSETS[level - 1]
-    return range(start, start + LEVEL_SIZES[level - 1])
+# The level geometry lives in kaleido_tf.utils.kaleido_levels; imported here for this module's users.
+from kaleido_tf.utils.kaleido_levels import (  # noqa: F401
+    LEVEL_GRIDS,
+    LEVEL_OFFSETS,
+    LEVEL_SIZES,
+    NUM_PATCHES,
+    POSITION_SIZE,
+    level_slots,
+)
 
 
 def grid_boxes(box, n):

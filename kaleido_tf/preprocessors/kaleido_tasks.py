@@ -23,7 +23,7 @@ import itertools
 
 import numpy as np
 
-from kaleido_tf.preprocessors.kaleido_patches import LEVEL_SIZES
+from kaleido_tf.utils.kaleido_levels import LEVEL_SIZES
 
 JIGSAW_PERMUTATIONS = tuple(itertools.permutations(range(4)))  # 24, lexicographic
 NUM_ROTATIONS = 4

@@ -10,26 +10,9 @@ import json
 import os
 
 from kaleido_tf.utils.io import atomic_write_text
+from kaleido_tf.utils.label_map import read_label_map
 
 FILES = {"category": "category.json", "subcategory": "subcategory.json"}
-
-
-def _read_map(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"label map not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            mapping = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(mapping, dict):
-        raise ValueError(f"{path}: expected a JSON object name -> id")
-    for name, value in mapping.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{path}: id of {name!r} must be an integer >= 0, got {value!r}")
-    if len(set(mapping.values())) != len(mapping):
-        raise ValueError(f"{path}: two names share an id")
-    return mapping
 
 
 class LabelMaps:
@@ -49,8 +32,8 @@ class LabelMaps:
     @classmethod
     def load(cls, directory):
         return cls(
-            _read_map(os.path.join(directory, FILES["category"])),
-            _read_map(os.path.join(directory, FILES["subcategory"])),
+            read_label_map(os.path.join(directory, FILES["category"])),
+            read_label_map(os.path.join(directory, FILES["subcategory"])),
         )
 
     def save(self, directory):

@@ -8,11 +8,10 @@ them int). `img_loc_position_camouflage` holds 9 x 5 = 45 numbers.
 """
 
 from kaleido_tf.datasets.schema import FieldSpec, Schema, get_schema, known_field_lengths
+from kaleido_tf.utils.kaleido_levels import POSITION_KEYS
 
 TASK_SCHEMAS = ("pretrain", "finetune", "retrieval")
-POSITION_FIELDS = tuple(
-    f"img_loc_position_{level}" for level in ("rotation", "jigsaw", "camouflage", "grey_mask", "blank_mask")
-)
+POSITION_FIELDS = POSITION_KEYS
 
 
 def preprocess_schema(task, text_length=64, feature_size=2048, max_predictions=10, num_grey=2, num_blank=3):

@@ -15,6 +15,8 @@ import re
 
 import numpy as np
 
+from kaleido_tf.utils.vocab import default_vocab_path, read_vocab
+
 TOKENIZER_NAMES = ("wordpiece", "sentencepiece")
 _BRACKETED = re.compile(r"^\[[^\]]*\]$")
 
@@ -107,13 +109,8 @@ class WordPieceTokenizer(TextTokenizer):
 
         if not os.path.isfile(vocab_path):
             raise FileNotFoundError(f"vocabulary file not found: {vocab_path}")
-        with open(vocab_path, encoding="utf-8") as f:
-            tokens = [line.rstrip("\n").rstrip("\r") for line in f]
-        while tokens and tokens[-1] == "":
-            tokens.pop()
-        index = {}
-        for i, tok in enumerate(tokens):
-            index.setdefault(tok, i)
+        index = read_vocab(vocab_path, required=())  # {token: id}; refuses repeated tokens and CR line ends
+        tokens = list(index)
         missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in index]
         if missing:
             raise ValueError(f"vocabulary {vocab_path} lacks the special token(s) {missing}")
@@ -212,11 +209,6 @@ class SentencePieceTokenizer(TextTokenizer):
         info = super().describe()
         info.update({"model": os.path.basename(self.model_path), "lower_case": self.lower_case})
         return info
-
-
-def default_vocab_path():
-    """The BERT uncased vocabulary shipped with the package."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "vocab.txt")
 
 
 def build_tokenizer(name="wordpiece", vocab=None, spm_model=None, lower_case=None):

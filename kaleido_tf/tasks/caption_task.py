@@ -29,15 +29,12 @@ from kaleido_tf.model_zoo import caption_decoding
 from kaleido_tf.model_zoo.kaleidobert_captioner import TASK, KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import as_config
 from kaleido_tf.tasks.base_task import Task
+from kaleido_tf.utils.replicas import replica_sum
+from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
 
-DEFAULT_VOCAB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "vocab.txt")
 DEFAULT_MASK_RATIO = 0.3
 # Validation masks are drawn with this fixed seed, so evaluation losses of different steps compare.
 VALIDATION_SEED = (20210, 6)
-
-
-def _replica_sum(value):
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def mask_caption_tokens(input_ids, input_mask, mask_ratio, max_predictions, mask_id, pad_id, uniform):
@@ -131,8 +128,7 @@ class CaptionTask(Task):
     def _resolve_vocab(self, vocab_file):
         if vocab_file is not None:
             return os.fspath(vocab_file)
-        with open(DEFAULT_VOCAB, encoding="utf-8") as f:
-            tokens = sum(1 for _ in f)
+        tokens = len(read_vocab(DEFAULT_VOCAB))
         if tokens > self.config.vocab_size:
             raise ValueError(
                 f"captioning needs the model's vocab: the packaged vocab has {tokens} tokens, more "
@@ -191,7 +187,7 @@ class CaptionTask(Task):
         """The masked caption-token loss; `features` are those of `mask_features` (they hold the targets)."""
         weight_total = None
         if global_batch_size is not None:
-            weight_total = _replica_sum(tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
+            weight_total = replica_sum(tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
         loss = masked_lm_loss(
             outputs["mlm_logits"], features["masked_lm_ids"], features["masked_lm_weights"], weight_total
         )

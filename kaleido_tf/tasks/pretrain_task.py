@@ -6,11 +6,8 @@ from kaleido_tf.evaluators.pretrain import pretrain_metric_values
 from kaleido_tf.losses import LOSS_NAMES, pretrain_losses
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel, as_config
 from kaleido_tf.tasks.base_task import Task
-
-
-def _replica_sum(value):
-    """Sum over the replicas of the current strategy (the value itself on one device)."""
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+from kaleido_tf.utils.pretrain_tasks import PRETRAIN_TASKS
+from kaleido_tf.utils.replicas import replica_sum
 
 
 class PretrainTask(Task):
@@ -43,7 +40,7 @@ class PretrainTask(Task):
     def compute_losses(self, outputs, features, global_batch_size=None):
         weight_total = None
         if global_batch_size is not None:
-            weight_total = _replica_sum(tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
+            weight_total = replica_sum(tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
         losses = pretrain_losses(
             outputs,
             features,
@@ -72,7 +69,7 @@ class PretrainTask(Task):
     def reduce_validation(self, aggregated):
         examples = max(float(aggregated.get("examples", 0.0)), 1.0)
         metrics = {name: float(aggregated[f"{name}_sum"]) / examples for name in (*LOSS_NAMES, "total")}
-        for task in ("mlm", "itm", "rotation", "jigsaw", "camouflage"):
+        for task in PRETRAIN_TASKS:
             if f"{task}_count" in aggregated:
                 metrics[f"{task}_accuracy"] = float(aggregated[f"{task}_correct"]) / max(
                     float(aggregated[f"{task}_count"]), 1e-12

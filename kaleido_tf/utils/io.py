@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -232,3 +233,20 @@ def atomic_directory(path, overwrite=True):
 def atomic_write_text(path, text):
     with atomic_write(path, "w") as f:
         f.write(text)
+
+
+def read_json_file(path, what="file"):
+    """The JSON value held in file `path`.
+
+    Raises FileNotFoundError "<what> not found: <path>", or ValueError naming the file, line and column of
+    broken JSON.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
