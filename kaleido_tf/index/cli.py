@@ -170,6 +170,12 @@ def main(argv=None):
             message = f"{e.filename}: {message}"
         print(f"{PROG}: error: {args.command}: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as e:  # e.g. a TensorFlow error inside the model: still one line
+        if args.traceback:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"{PROG}: error: {args.command}: {type(e).__name__}: {first} (--traceback shows where)", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
