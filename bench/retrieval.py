@@ -30,11 +30,11 @@ import numpy as np
 from kaleido_tf.index.search import FaissSearcher, exact_top_k, recall_against_exact
 
 
-def median_time(fn, repeats):
+def median_time(fn, repeats, *args):
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        fn(*args)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -43,7 +43,7 @@ def copy_bandwidth(megabytes=512, repeats=5):
     """Bytes read + written per second by a large numpy copy (one core's memcpy)."""
     src = np.ones(megabytes * (1 << 20) // 4, np.float32)
     dst = np.empty_like(src)
-    seconds = median_time(lambda: np.copyto(dst, src), repeats)
+    seconds = median_time(np.copyto, repeats, dst, src)
     return 2 * src.nbytes / seconds
 
 
@@ -72,7 +72,7 @@ def itm_seconds_per_pass(config_name, batch_size, repeats):
     }
     itm = tf.function(lambda f: model.itm_logits(f)["nsp_logits"])
     itm(inputs).numpy()  # trace
-    return median_time(lambda: itm(inputs).numpy(), repeats) / batch_size
+    return median_time(lambda f: itm(f).numpy(), repeats, inputs) / batch_size
 
 
 def main(argv=None):
@@ -105,8 +105,8 @@ def main(argv=None):
         one = unit_vectors(rng, 1, args.dim)
         batch = unit_vectors(rng, args.query_batch, args.dim)
         exact_top_k(one, gallery, args.top_k)  # warm the pages
-        t_one = median_time(lambda: exact_top_k(one, gallery, args.rerank_k), args.repeats)
-        t_batch = median_time(lambda: exact_top_k(batch, gallery, args.rerank_k), args.repeats) / args.query_batch
+        t_one = median_time(exact_top_k, args.repeats, one, gallery, args.rerank_k)
+        t_batch = median_time(exact_top_k, args.repeats, batch, gallery, args.rerank_k) / args.query_batch
         index_bytes = gallery.nbytes
         bound = index_bytes / bandwidth  # one read of the index; the copy's read + write rate bounds reading
         k = min(args.rerank_k, n)
@@ -132,18 +132,18 @@ def main(argv=None):
                 exact, _ = exact_top_k(queries, gallery, args.top_k)
                 approx, _ = searcher.search(queries, args.top_k)
                 row["faiss_recall@10"] = recall_against_exact(approx, exact)
-                row["faiss_ms_1query"] = 1000 * median_time(lambda: searcher.search(one, args.rerank_k), args.repeats)
+                row["faiss_ms_1query"] = 1000 * median_time(searcher.search, args.repeats, one, args.rerank_k)
             except ImportError as e:
                 print(f"faiss skipped: {e}")
         rows.append(row)
         print(
             f"N={n:>8}: index {row['index_MiB']:.0f} MiB, exact top-{args.rerank_k} {row['exact_ms_1query']:.2f} ms "
             f"(bound {row['bound_ms']:.2f} ms, {row['pct_of_bound_1query']:.0f}%), batched "
-            f"{row['exact_ms_per_query_batched']:.2f} ms/query; ITM passes/query {n} vs {k} ({row['pass_ratio']:.0f}x); "
+            f"{row['exact_ms_per_query_batched']:.2f} ms/query; ITM passes/query {n} vs {k} "
+            f"({row['pass_ratio']:.0f}x); "
             f"queries/s exhaustive {row['qps_exhaustive_itm']:.3g}, two-stage {row['qps_two_stage']:.3g}"
             + (f"; faiss recall@10 {row['faiss_recall@10']:.3f}" if "faiss_recall@10" in row else "")
         )
-        del gallery
     columns = [
         "gallery",
         "index_MiB",
