@@ -106,3 +106,31 @@ def test_not_an_index_and_no_catalog_are_one_line_errors(tmp_path, model):
         SearchIndex.load(str(tmp_path))
     with pytest.raises(SearchIndexError, match="kaleido-preprocess --task finetune"):
         build_index(model, str(tmp_path), str(tmp_path / "out"), progress=False)
+
+
+def test_a_second_builder_of_the_same_index_is_refused_while_one_runs(catalog, model, tmp_path):
+    import fcntl
+
+    work = tmp_path / ".index.building"
+    work.mkdir()
+    with open(work / "lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another build holds the lock
+        with pytest.raises(SearchIndexError, match="is locked"):
+            build_index(model, catalog, str(tmp_path / "index"), progress=False)
+    assert not os.path.exists(tmp_path / "index")
+
+
+def test_rerank_refuses_a_catalog_shard_changed_since_the_build(catalog, model, tmp_path):
+    import shutil
+
+    from kaleido_tf.index.query import search_product
+
+    data = str(tmp_path / "data")
+    shutil.copytree(catalog, data)
+    index = build_index(model, data, str(tmp_path / "index"), progress=False)
+    shard = os.path.join(data, "finetune", "test", "part-00001-of-00003.tfrecord")
+    with open(shard, "ab") as f:
+        f.write(b"\0" * 8)
+    assert search_product(index, None, "p001", top_k=2)  # ITC alone does not read the shards
+    with pytest.raises(SearchIndexError, match="part-00001-of-00003.tfrecord: .*changed"):
+        search_product(index, model, "p001", top_k=2, rerank=3)
