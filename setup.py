@@ -34,6 +34,7 @@ setup(
     extras_require={
         "test": ["pytest", "hypothesis", "psutil", "ruff", "import-linter"],
         "bench": ["keras-hub"],
+        "faiss": ["faiss-cpu"],  # an approximate index for catalogs where exact search is too slow
     },
     entry_points={
         "console_scripts": [
@@ -42,6 +43,7 @@ setup(
             "kaleido-eval-retrieval=kaleido_tf.evaluators.retrieval_cli:run",
             "kaleido-preprocess=kaleido_tf.preprocessors.cli:run",
             "kaleido-export=kaleido_tf.export.cli:run",
+            "kaleido-index=kaleido_tf.index.cli:run",
         ]
     },
 )
