@@ -43,7 +43,7 @@ setup(
             "kaleido-eval-retrieval=kaleido_tf.evaluators.retrieval_cli:run",
             "kaleido-preprocess=kaleido_tf.preprocessors.cli:run",
             "kaleido-export=kaleido_tf.export.cli:run",
-            "kaleido-index=kaleido_tf.index.cli:run",
+            "kaleido-index=kaleido_tf.apps.index_main:run",
         ]
     },
 )

@@ -8,7 +8,7 @@ The model is anything with the search interface of the retrieval model:
 """
 
 from kaleido_tf.index.builder import build_index
-from kaleido_tf.index.errors import IndexError_ as SearchIndexError
+from kaleido_tf.index.errors import SearchIndexError
 from kaleido_tf.index.fingerprint import model_fingerprint
 from kaleido_tf.index.search import exact_top_k
 from kaleido_tf.index.store import SearchIndex

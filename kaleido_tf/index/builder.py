@@ -16,12 +16,14 @@ import os
 import shutil
 
 import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
 
 from kaleido_tf.evaluators.retrieval_fast import TEXT_FIELDS, image_fields
 from kaleido_tf.index import catalog
-from kaleido_tf.index.errors import IndexError_
+from kaleido_tf.index.errors import SearchIndexError
 from kaleido_tf.index.fingerprint import model_fingerprint
-from kaleido_tf.index.store import FORMAT, VERSION, write_index
+from kaleido_tf.index.store import FORMAT, VERSION, SearchIndex, write_index
 from kaleido_tf.utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,6 @@ def _as_numpy(x):
 
 
 def _to_tensors(features):
-    import tensorflow as tf
 
     return {k: tf.constant(v) for k, v in features.items()}
 
@@ -109,7 +110,7 @@ def _locked(work):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{work} is locked: another kaleido-index build writes this index; wait for it to finish"
             ) from None
         yield
@@ -117,13 +118,13 @@ def _locked(work):
 
 def _check_vectors(name, vectors, dim=None):
     if vectors.ndim != 2 or vectors.shape[1] < 1 or (dim is not None and vectors.shape[1] != dim):
-        raise IndexError_(f"the model's {name} have shape {vectors.shape}; expected [N, D] with one D for both")
+        raise SearchIndexError(f"the model's {name} have shape {vectors.shape}; expected [N, D] with one D for both")
     if not np.all(np.isfinite(vectors)):
-        raise IndexError_(f"the model's {name} hold NaN or Inf; check the checkpoint")
+        raise SearchIndexError(f"the model's {name} hold NaN or Inf; check the checkpoint")
     norms = np.linalg.norm(vectors, axis=1)
     bad = np.flatnonzero(np.abs(norms - 1.0) > NORM_TOLERANCE)
     if bad.size:
-        raise IndexError_(
+        raise SearchIndexError(
             f"the model's {name} are not unit length (row {bad[0]}: norm {norms[bad[0]]:.4f}); embed_text and "
             f"embed_image must L2-normalise"
         )
@@ -148,7 +149,7 @@ def assemble(parts):
             image_vectors.append(part["image_vectors"][record])
             image_ids.append(part["image_ids"][record])
     if not product_row:
-        raise IndexError_("the catalog has no examples: nothing to index")
+        raise SearchIndexError("the catalog has no examples: nothing to index")
     rows = np.asarray(image_rows, np.int64)  # [Ni, 4]
     order = np.lexsort((rows[:, 3], rows[:, 0]))  # by product, then catalog order
     rows = rows[order]
@@ -193,16 +194,13 @@ def build_index(
         stop_after_shards: testing aid: stop (raise KeyboardInterrupt) after embedding this many new shards.
     Returns the loaded SearchIndex.
     """
-    from tqdm.auto import tqdm
-
-    from kaleido_tf.index.store import SearchIndex
 
     if batch_size < 1:
-        raise IndexError_(f"--batch_size must be >= 1, got {batch_size}")
+        raise SearchIndexError(f"--batch_size must be >= 1, got {batch_size}")
     output_dir = os.path.abspath(output_dir)
     data_dir = os.path.abspath(data_dir)
     if os.path.exists(output_dir) and not overwrite:
-        raise IndexError_(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
+        raise SearchIndexError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
     shards = catalog.catalog_shards(data_dir, splits)
     fingerprint = model_fingerprint(model)
     parent, base = os.path.split(output_dir)

@@ -10,8 +10,10 @@ import os
 
 import numpy as np
 
+from kaleido_tf.datasets.tfrecord_reader import find_tfrecord_files, make_tfrecord_dataset
+from kaleido_tf.datasets.tfrecord_writer import read_schema_json
 from kaleido_tf.evaluators.retrieval_fast import TEXT_FIELDS, image_fields
-from kaleido_tf.index.errors import IndexError_
+from kaleido_tf.index.errors import SearchIndexError
 
 SCHEMA_JSON = "schema.json"
 ID_FIELDS = ("text_prod_id", "prod_img_id", "prod_desc")
@@ -36,7 +38,7 @@ class CatalogShard:
 def catalog_sources(data_dir, splits=("train", "valid", "test")):
     """-> [(name, shard directory)]: data_dir itself when it holds schema.json, else data_dir/finetune/<split>."""
     if not os.path.isdir(data_dir):
-        raise IndexError_(
+        raise SearchIndexError(
             f"--data_dir {data_dir}: no such directory (give a preprocessing output or a shard directory)"
         )
     if os.path.isfile(os.path.join(data_dir, SCHEMA_JSON)):
@@ -47,7 +49,7 @@ def catalog_sources(data_dir, splits=("train", "valid", "test")):
         if os.path.isfile(os.path.join(directory, SCHEMA_JSON)):
             sources.append((split, directory))
     if not sources:
-        raise IndexError_(
+        raise SearchIndexError(
             f"--data_dir {data_dir}: neither a shard directory (no {SCHEMA_JSON}) nor a preprocessing output with "
             f"finetune/{{{','.join(splits)}}}/{SCHEMA_JSON}; run kaleido-preprocess --task finetune first"
         )
@@ -56,8 +58,6 @@ def catalog_sources(data_dir, splits=("train", "valid", "test")):
 
 def catalog_shards(data_dir, splits=("train", "valid", "test")):
     """Every shard of the catalog, in order, after checking that each source is complete and readable."""
-    from kaleido_tf.datasets.tfrecord_reader import find_tfrecord_files
-    from kaleido_tf.datasets.tfrecord_writer import read_schema_json
 
     shards = []
     for name, directory in catalog_sources(data_dir, splits):
@@ -66,10 +66,10 @@ def catalog_shards(data_dir, splits=("train", "valid", "test")):
             meta = read_schema_json(directory)
             schema = meta.schema
         except (OSError, ValueError) as e:
-            raise IndexError_(f"{directory}: {e}") from None
+            raise SearchIndexError(f"{directory}: {e}") from None
         missing = [f for f in TEXT_FIELDS + ID_FIELDS if f not in schema.names]
         if missing:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{directory}/{SCHEMA_JSON}: the shards lack {missing}; search reads finetune shards "
                 f"(kaleido-preprocess --task finetune)"
             )
@@ -96,7 +96,6 @@ def read_settings(data_dir):
 
 def read_shard(path, batch_size=64):
     """Yields the shard's examples in batches: dicts of numpy arrays (strings as lists of str)."""
-    from kaleido_tf.datasets.tfrecord_reader import make_tfrecord_dataset
 
     dataset = make_tfrecord_dataset(path, batch_size=batch_size, training=False)
     for batch in dataset.as_numpy_iterator():
@@ -132,7 +131,7 @@ def image_features_at(shard_paths, locations, batch_size=64):
             start += count
         lost = [r for r in records if r >= start]
         if lost:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{shard_paths[shard]} has {start} records, the index points at record {lost[0]}: the catalog "
                 f"changed since the index was built; rebuild it"
             )

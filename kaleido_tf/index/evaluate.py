@@ -2,11 +2,12 @@
 scores computed for the pairs the protocol needs (`kaleido_tf.evaluators.retrieval_full`)."""
 
 import numpy as np
+import tensorflow as tf
 
 from kaleido_tf.evaluators.retrieval_fast import TEXT_FIELDS, image_fields
 from kaleido_tf.evaluators.retrieval_full import EXHAUSTIVE_LIMIT, RERANK_KS, full_gallery_metrics
 from kaleido_tf.index import catalog
-from kaleido_tf.index.errors import IndexError_
+from kaleido_tf.index.errors import SearchIndexError
 from kaleido_tf.index.search import itm_scores
 
 
@@ -27,7 +28,7 @@ def split_products(data_dir, split="test", batch_size=64):
                     if k in keep:
                         rows.setdefault(k, []).append(v[i])
     if len(ids) < 2:
-        raise IndexError_(f"--data_dir {data_dir}: split {split!r} has {len(ids)} products; the protocol needs 2")
+        raise SearchIndexError(f"--data_dir {data_dir}: split {split!r} has {len(ids)} products; the protocol needs 2")
     arrays = {k: np.stack(v) for k, v in rows.items()}
     texts = {k: arrays[k] for k in TEXT_FIELDS if k in arrays}
     images = {k: v for k, v in arrays.items() if k not in TEXT_FIELDS}
@@ -35,7 +36,6 @@ def split_products(data_dir, split="test", batch_size=64):
 
 
 def _embed(fn, features, batch_size):
-    import tensorflow as tf
 
     count = len(next(iter(features.values())))
     out = [

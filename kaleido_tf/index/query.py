@@ -10,10 +10,11 @@ best image, or the query product's image with the candidate's text) and re-order
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 
 from kaleido_tf.evaluators.retrieval_fast import TEXT_FIELDS
 from kaleido_tf.index.catalog import image_features_at
-from kaleido_tf.index.errors import IndexError_
+from kaleido_tf.index.errors import SearchIndexError
 from kaleido_tf.index.search import itm_scores, rerank_order
 
 
@@ -34,9 +35,9 @@ def check_sizes(index, top_k, rerank):
     or a rerank below top_k is refused."""
     warnings = []
     if top_k < 1:
-        raise IndexError_(f"--top_k must be >= 1, got {top_k}")
+        raise SearchIndexError(f"--top_k must be >= 1, got {top_k}")
     if rerank is not None and rerank < top_k:
-        raise IndexError_(f"--rerank {rerank} is below --top_k {top_k}: re-rank at least the products returned")
+        raise SearchIndexError(f"--rerank {rerank} is below --top_k {top_k}: re-rank at least the products returned")
     gallery = index.num_products
     if top_k > gallery:
         warnings.append(f"--top_k {top_k} is larger than the gallery: clamped to its {gallery} products")
@@ -50,10 +51,10 @@ def check_sizes(index, top_k, rerank):
 def encode_query(tokenizer, text, length):
     """The model's text features [1, T] of a query; empty or blank text is refused."""
     if not text or not text.strip():
-        raise IndexError_("--text is empty: give the words to search for")
+        raise SearchIndexError("--text is empty: give the words to search for")
     encoded = tokenizer.encode(text, length)
     if encoded.num_tokens <= 2:
-        raise IndexError_(f"--text {text!r} has no tokens the tokenizer knows")
+        raise SearchIndexError(f"--text {text!r} has no tokens the tokenizer knows")
     return {k: getattr(encoded, k)[None].astype(np.int64) for k in TEXT_FIELDS}
 
 
@@ -72,7 +73,6 @@ def _hits(index, rows, itc, itm=None):
 
 def search_text(index, model, text_features, top_k=10, rerank=None, batch_size=64):
     """A text query (features [1, T]) -> [Hit]. `model` embeds the query (and re-ranks)."""
-    import tensorflow as tf
 
     query = np.asarray(model.embed_text({k: tf.constant(v) for k, v in text_features.items()}), np.float32)  # [1, D]
     rows, scores = index.search_images(query, rerank or top_k)

@@ -8,6 +8,7 @@ Ties: among equal scores the lower gallery row comes first, so results are deter
 """
 
 import numpy as np
+import tensorflow as tf
 
 MAX_SCORES = 1 << 25  # floats of one query chunk's score matrix (128 MiB)
 
@@ -64,7 +65,8 @@ class FaissSearcher:
 
     def __init__(self, vectors, m=32, ef_construction=80, ef_search=64):
         try:
-            import faiss
+            # local import: faiss is an optional extra (kaleido_tf[faiss])
+            import faiss  # noqa: PLC0415
         except ImportError:
             raise ImportError("faiss is not installed: pip install kaleido_tf[faiss] (faiss-cpu)") from None
         vectors = np.ascontiguousarray(vectors, np.float32)
@@ -95,7 +97,6 @@ def match_probabilities(logits):
 
 def itm_scores(model, pair_features, batch_size=64):
     """The ITM match probability of each pair: pair_features, dict of [P, ...] arrays -> [P] float32."""
-    import tensorflow as tf
 
     count = len(next(iter(pair_features.values())))
     out = []

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from kaleido_tf.index.errors import IndexError_
+from kaleido_tf.index.errors import SearchIndexError
 from kaleido_tf.index.search import exact_top_k
 from kaleido_tf.utils.io import atomic_directory
 
@@ -74,16 +74,16 @@ class SearchIndex:
     def load(cls, index_dir):
         path = os.path.join(index_dir, MANIFEST)
         if not os.path.isfile(path):
-            raise IndexError_(
+            raise SearchIndexError(
                 f"--index_dir {index_dir}: no {MANIFEST}; not an index (build one with kaleido-index build)"
             )
         try:
             with open(path, encoding="utf-8") as f:
                 manifest = json.load(f)
         except (OSError, ValueError) as e:
-            raise IndexError_(f"{path}: unreadable ({e}); rebuild the index") from None
+            raise SearchIndexError(f"{path}: unreadable ({e}); rebuild the index") from None
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r}; this version reads "
                 f"{FORMAT!r} version {VERSION}: rebuild the index"
             )
@@ -92,38 +92,40 @@ class SearchIndex:
             spec = manifest["files"][name]
             file = os.path.join(index_dir, name + ".npy")
             if not os.path.isfile(file):
-                raise IndexError_(f"{file}: missing from the index; rebuild it with kaleido-index build")
+                raise SearchIndexError(f"{file}: missing from the index; rebuild it with kaleido-index build")
             size = os.path.getsize(file)
             if size != spec["bytes"]:
-                raise IndexError_(
+                raise SearchIndexError(
                     f"{file}: {size} bytes, the manifest says {spec['bytes']}: truncated or replaced; rebuild the index"
                 )
             try:
                 value = np.load(file, mmap_mode="r" if name.endswith("vectors") else None, allow_pickle=False)
             except (OSError, ValueError) as e:
-                raise IndexError_(f"{file}: unreadable ({e}); rebuild the index") from None
+                raise SearchIndexError(f"{file}: unreadable ({e}); rebuild the index") from None
             if list(value.shape) != spec["shape"] or value.dtype.str != spec["dtype"]:
-                raise IndexError_(
+                raise SearchIndexError(
                     f"{file}: shape {list(value.shape)} {value.dtype.str}, the manifest says {spec['shape']} "
                     f"{spec['dtype']}; rebuild the index"
                 )
             arrays[name] = value
         p, i = arrays["text_vectors"].shape[0], arrays["image_vectors"].shape[0]
         if p < 1 or i < 1 or arrays["text_vectors"].shape[1] != arrays["image_vectors"].shape[1]:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{index_dir}: a degenerate index ({p} products, {i} images, dims {arrays['text_vectors'].shape[1:]} "
                 f"and {arrays['image_vectors'].shape[1:]}); rebuild it from a non-empty catalog"
             )
         product = arrays["image_product"]
         if np.any(np.diff(product) < 0) or product.min() < 0 or product.max() >= p or np.unique(product).size != p:
-            raise IndexError_(f"{index_dir}/image_product.npy: images are not grouped by product; rebuild the index")
+            raise SearchIndexError(
+                f"{index_dir}/image_product.npy: images are not grouped by product; rebuild the index"
+            )
         return cls(index_dir, manifest, arrays)
 
     # ------------------------------------------------------------------ checks
     def check_model(self, fingerprint, where="the model"):
         """Refuses a model other than the one that built the index."""
         if fingerprint != self.fingerprint:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{self.index_dir} was built by a model with fingerprint {self.fingerprint}, but {where} has "
                 f"{fingerprint}; search with the model that built the index (or rebuild the index with this one)"
             )
@@ -132,7 +134,7 @@ class SearchIndex:
         row = self._product_row.get(product_id)
         if row is None:
             example = ", ".join(self.product_ids[:3].tolist())
-            raise IndexError_(
+            raise SearchIndexError(
                 f"--product_id {product_id!r} is not in the index ({self.num_products} products, e.g. {example})"
             )
         return row
@@ -146,7 +148,7 @@ class SearchIndex:
         for shard in self.manifest["shards"]:
             path = os.path.join(data_dir, shard["path"])
             if not os.path.isfile(path) or os.path.getsize(path) != shard["size"]:
-                raise IndexError_(
+                raise SearchIndexError(
                     f"{path}: the catalog shard the index was built from is missing or changed; re-ranking reads its "
                     f"image features: restore the catalog or rebuild the index"
                 )

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from kaleido_tf.index import cli
+from kaleido_tf.apps import index_main as cli
 from tests.index.fakes import fake_model, write_catalog
 
 

@@ -27,10 +27,12 @@ def load_model(model_dir):
     if not os.path.exists(model_dir):
         raise FileNotFoundError(f"--model_dir {model_dir}: no such file or directory")
     if model_dir.endswith(".keras"):
-        import keras
+        # local import: TensorFlow and the model load after the flags are parsed (--help stays fast)
+        import keras  # noqa: PLC0415
 
         return keras.saving.load_model(model_dir, compile=False)
-    from kaleido_tf.model_zoo import registry
+    # local import: TensorFlow and the model load after the flags are parsed (--help stays fast)
+    from kaleido_tf.model_zoo import registry  # noqa: PLC0415
 
     try:
         return registry.from_pretrained(model_dir, task="retrieval")
@@ -39,7 +41,8 @@ def load_model(model_dir):
 
 
 def build_tokenizer_for(settings):
-    from kaleido_tf.preprocessors.text_tokenizer import build_tokenizer
+    # local import: TensorFlow and the model load after the flags are parsed (--help stays fast)
+    from kaleido_tf.preprocessors.text_tokenizer import build_tokenizer  # noqa: PLC0415
 
     return build_tokenizer(
         settings.get("tokenizer", "wordpiece"),
@@ -86,7 +89,8 @@ def build_parser():
 
 
 def _build(args):
-    from kaleido_tf.index.builder import build_index
+    # local import: TensorFlow and the model load after the flags are parsed (--help stays fast)
+    from kaleido_tf.index.builder import build_index  # noqa: PLC0415
 
     model = load_model(args.model_dir)
     splits = tuple(s for s in args.splits.split(",") if s)
@@ -104,15 +108,16 @@ def _build(args):
 
 
 def _search(args):
-    from kaleido_tf.index.errors import IndexError_
-    from kaleido_tf.index.fingerprint import model_fingerprint
-    from kaleido_tf.index.query import check_sizes, encode_query, search_product, search_text
-    from kaleido_tf.index.store import SearchIndex
+    # local import: TensorFlow and the model load after the flags are parsed (--help stays fast)
+    from kaleido_tf.index.errors import SearchIndexError  # noqa: PLC0415
+    from kaleido_tf.index.fingerprint import model_fingerprint  # noqa: PLC0415
+    from kaleido_tf.index.query import check_sizes, encode_query, search_product, search_text  # noqa: PLC0415
+    from kaleido_tf.index.store import SearchIndex  # noqa: PLC0415
 
     index = SearchIndex.load(args.index_dir)
     top_k, rerank, warnings = check_sizes(index, args.top_k, args.rerank)
     if args.text is not None and not args.text.strip():
-        raise IndexError_("--text is empty: give the words to search for")  # before loading a model
+        raise SearchIndexError("--text is empty: give the words to search for")  # before loading a model
     if args.product_id is not None:
         index.product_row(args.product_id)  # an unknown product is refused before loading a model
     for warning in warnings:
@@ -139,8 +144,9 @@ def _search(args):
 
 
 def _evaluate(args):
-    from kaleido_tf.evaluators.retrieval_full import format_full_report
-    from kaleido_tf.index.evaluate import evaluate_catalog
+    # local import: TensorFlow and the model load after the flags are parsed (--help stays fast)
+    from kaleido_tf.evaluators.retrieval_full import format_full_report  # noqa: PLC0415
+    from kaleido_tf.index.evaluate import evaluate_catalog  # noqa: PLC0415
 
     ks = tuple(int(k) for k in args.rerank_k.split(",") if k)
     model = load_model(args.model_dir)
