@@ -5,4 +5,5 @@ from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_classifier import KaleidoBERTClassifier
 from kaleido_tf.model_zoo.kaleidobert_config import LEVELS, KaleidoBERTConfig
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel
+from kaleido_tf.model_zoo.kaleidobert_retrieval_model import KaleidoBERTRetrievalModel
 from kaleido_tf.model_zoo.registry import MODEL_ZOO, build_model, from_pretrained
