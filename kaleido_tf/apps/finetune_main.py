@@ -12,6 +12,10 @@ example: ids, label, predicted class and its probability), export.
 generates captions and scores BLEU-4, METEOR, ROUGE-L and CIDEr; predict writes OUTPUT_DIR/captions.tsv (see
 kaleido_tf/apps/caption_app.py); export adds the `caption` signature. Flags: --vocab_file, --beam_size,
 --max_caption_length, --caption_length_penalty, --caption_mask_ratio, --caption_max_predictions.
+
+--task=retrieval finetunes the ITC head and the ITM head on hard negatives (docs/retrieval.md) on the same
+finetune schema, every example a matching (text, image) pair; evaluation reports the losses and in-batch ITC
+Recall@1 in both directions.
 """
 
 import os
@@ -51,8 +55,12 @@ def build_task():
         from kaleido_tf.apps.caption_app import build_caption_task
 
         return build_caption_task(FLAGS)
+    if FLAGS.task == "retrieval":  # ITC + ITM on hard negatives (docs/retrieval.md)
+        from kaleido_tf.tasks.retrieval_task import RetrievalTask
+
+        return RetrievalTask(resolve_config(FLAGS), use_image_mask=FLAGS.use_image_mask)
     if FLAGS.task not in ("catepred", "subcatepred"):
-        raise UsageError(f"--task must be catepred, subcatepred or caption, got {FLAGS.task!r}")
+        raise UsageError(f"--task must be catepred, subcatepred, caption or retrieval, got {FLAGS.task!r}")
     names, count = (None, None)
     if FLAGS.label_map:
         names, count = read_label_map(FLAGS.label_map)
@@ -115,6 +123,8 @@ def main(argv):
 
 
 def evaluation_report(metrics):
+    if "itc_loss" in metrics:  # retrieval
+        return "\n".join(f"{name}: {value:.4f}" for name, value in sorted(metrics.items()))
     if "accuracy" not in metrics:  # captioning
         return f"loss: {metrics['loss']:.4f}\n{metrics.get('report_text', '')}"
     return f"accuracy: {metrics['accuracy']:.4f}\nmacro_f1: {metrics['macro_f1']:.4f}\n{metrics['report_text']}"
@@ -125,6 +135,10 @@ def predict(task):
         from kaleido_tf.apps.caption_app import run_caption_predict
 
         run_caption_predict(task, FLAGS)
+    elif task.name == "retrieval":
+        from kaleido_tf.apps.runner import UsageError
+
+        raise UsageError("--task=retrieval has no predict mode: embed a catalog with `kaleido-index build`")
     else:
         run_predict(task)
 
