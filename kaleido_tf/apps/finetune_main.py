@@ -12,6 +12,10 @@ example: ids, label, predicted class and its probability), export.
 generates captions and scores BLEU-4, METEOR, ROUGE-L and CIDEr; predict writes OUTPUT_DIR/captions.tsv (see
 kaleido_tf/apps/caption_app.py); export adds the `caption` signature. Flags: --vocab_file, --beam_size,
 --max_caption_length, --caption_length_penalty, --caption_mask_ratio, --caption_max_predictions.
+
+--task=retrieval finetunes the ITC head and the ITM head on hard negatives (docs/retrieval.md) on the same
+finetune schema, every example a matching (text, image) pair; evaluation reports the losses and in-batch ITC
+Recall@1 in both directions.
 """
 
 import os
@@ -47,14 +51,17 @@ def build_task():
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
     from kaleido_tf.apps.runner import UsageError, resolve_config  # noqa: PLC0415
     from kaleido_tf.tasks import ClassificationTask  # noqa: PLC0415
+    from kaleido_tf.tasks.retrieval_task import RetrievalTask  # noqa: PLC0415
 
     if FLAGS.task == "caption":
         # local import: TensorFlow loads after the flags are parsed (--help stays fast)
         from kaleido_tf.apps.caption_app import build_caption_task  # noqa: PLC0415
 
         return build_caption_task(FLAGS)
+    if FLAGS.task == "retrieval":  # ITC + ITM on hard negatives (docs/retrieval.md)
+        return RetrievalTask(resolve_config(FLAGS), use_image_mask=FLAGS.use_image_mask)
     if FLAGS.task not in ("catepred", "subcatepred"):
-        raise UsageError(f"--task must be catepred, subcatepred or caption, got {FLAGS.task!r}")
+        raise UsageError(f"--task must be catepred, subcatepred, caption or retrieval, got {FLAGS.task!r}")
     names, count = (None, None)
     if FLAGS.label_map:
         names, count = read_label_map(FLAGS.label_map)
@@ -113,6 +120,8 @@ def main(argv):
 
 
 def evaluation_report(metrics):
+    if "itc_loss" in metrics:  # retrieval
+        return "\n".join(f"{name}: {value:.4f}" for name, value in sorted(metrics.items()))
     if "accuracy" not in metrics:  # captioning
         return f"loss: {metrics['loss']:.4f}\n{metrics.get('report_text', '')}"
     return f"accuracy: {metrics['accuracy']:.4f}\nmacro_f1: {metrics['macro_f1']:.4f}\n{metrics['report_text']}"
@@ -124,6 +133,11 @@ def predict(task):
         from kaleido_tf.apps.caption_app import run_caption_predict  # noqa: PLC0415
 
         run_caption_predict(task, FLAGS)
+    elif task.name == "retrieval":
+        # local import: TensorFlow loads after the flags are parsed (--help stays fast)
+        from kaleido_tf.apps.runner import UsageError  # noqa: PLC0415
+
+        raise UsageError("--task=retrieval has no predict mode: embed a catalog with `kaleido-index build`")
     else:
         run_predict(task)
 

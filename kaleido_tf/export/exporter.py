@@ -17,9 +17,11 @@ from tqdm import tqdm
 
 from kaleido_tf.export.caption_module import CAPTIONER, CaptionServingModule
 from kaleido_tf.export.label_map import class_names as load_class_names
+from kaleido_tf.export.retrieval_module import RETRIEVAL, RetrievalServingModule
 from kaleido_tf.export.serving_module import CLASSIFIER, KaleidoServingModule, model_kind
 from kaleido_tf.export.text_encoder import WordPieceEncoder
 from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
+from kaleido_tf.model_zoo.kaleidobert_retrieval_model import KaleidoBERTRetrievalModel
 from kaleido_tf.utils.io import atomic_directory, atomic_write_text
 from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
 from kaleido_tf.version import __version__
@@ -145,7 +147,8 @@ def export_saved_model(
             it fits).
     """
     captioner = isinstance(model, KaleidoBERTCaptioner)
-    kind = CAPTIONER if captioner else model_kind(model)
+    retrieval = isinstance(model, KaleidoBERTRetrievalModel)
+    kind = CAPTIONER if captioner else RETRIEVAL if retrieval else model_kind(model)
     if label_map is not None and kind != CLASSIFIER:
         raise ValueError("label_map applies to classifier models (task catepred/subcatepred) only")
     export_dir = os.path.abspath(os.fspath(export_dir))
@@ -161,6 +164,9 @@ def export_saved_model(
         module = CaptionServingModule(
             model, _caption_vocab(model, vocab_file), max_length=max_caption_length, beam_size=beam_size
         )
+    elif retrieval:
+        encoder = _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures)
+        module = RetrievalServingModule(model, text_encoder=encoder, text_length=text_length)
     else:
         encoder = _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures)
         module = KaleidoServingModule(model, text_encoder=encoder, class_names=names, text_length=text_length)

@@ -21,6 +21,9 @@ from kaleido_tf.utils.kaleido_levels import (  # noqa: F401 (LEVELS: imported he
     segment_key,
 )
 
+# The text prefix of an image-only pass: [CLS] [SEP] of the released (BERT uncased) vocabulary.
+IMAGE_PREFIX_IDS = (101, 102)
+
 # Backbone arguments that are KaleidoBERTConfig fields (and `config.json` keys) of the same name.
 CONFIG_FIELDS = (
     "vocab_size",
@@ -269,6 +272,37 @@ class KaleidoBERTBackbone(keras.layers.Layer):
         patches, patch_mask = self.embed_patches(features, training=training)  # [B, N, H], [B, N]
         embedded = ops.concatenate([text, patches], axis=1)  # [B, S, H]
         return self.pool_embedded(embedded, ops.concatenate([text_mask, patch_mask], axis=1), training=training)
+
+    # ------------------------------------------------------------------ one modality alone
+    def encode_text(self, features, training=False):
+        """The text alone through the encoder: (sequence_output [B, T, H], pooled_output [B, H]).
+
+        Only the T text positions are computed (a sequence of length T, not a full one with the patches
+        masked out); features need `input_ids` (`input_mask`, `segment_ids` optional, as in `call`).
+        """
+        if features.get("input_ids") is None:
+            raise ValueError("encode_text needs `input_ids` in the features")
+        text, text_mask = self.embed_text(features, training=training)  # [B, T, H], [B, T]
+        attention_bias = attention_bias_from_key_mask(text_mask, self.compute_dtype)  # [B, 1, 1, T]
+        sequence_output = self.encoder(text, attention_bias=attention_bias, training=training)  # [B, T, H]
+        return sequence_output, self.pooler(sequence_output[:, 0])
+
+    def encode_image(self, features, training=False, prefix_ids=IMAGE_PREFIX_IDS):
+        """The 55 patches alone behind a minimal text prefix: (sequence_output [B, P + N, H], pooled [B, H]).
+
+        The prefix (default `[CLS] [SEP]`, P = 2 tokens of segment 0) gives the sequence its position-0 token;
+        the text of `features` is ignored. Only the P + N positions are computed.
+        """
+        batch_size = self.batch_size_of(features)
+        prefix = ops.convert_to_tensor([list(prefix_ids)], "int32")  # [1, P]
+        prefix = ops.tile(prefix, (batch_size, 1))  # [B, P]
+        text = self.embeddings(prefix, ops.zeros_like(prefix), training=training)  # [B, P, H]
+        patches, patch_mask = self.embed_patches(features, training=training)  # [B, N, H], [B, N]
+        embedded = ops.concatenate([text, patches], axis=1)  # [B, P + N, H]
+        key_mask = ops.concatenate([ops.ones_like(prefix), patch_mask], axis=1)  # [B, P + N]
+        attention_bias = attention_bias_from_key_mask(key_mask, self.compute_dtype)  # [B, 1, 1, P + N]
+        sequence_output = self.encoder(embedded, attention_bias=attention_bias, training=training)
+        return sequence_output, self.pooler(sequence_output[:, 0])
 
     def get_config(self):
         config = super().get_config()

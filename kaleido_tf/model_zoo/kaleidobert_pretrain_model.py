@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kaleido_tf.layers.heads import MLMHead, PatchClassificationHead, PatchReconstructionHead
+from kaleido_tf.layers.itc_head import ITCHead
 from kaleido_tf.layers.utils import gather_indexes
 from kaleido_tf.model_zoo.kaleidobert_backbone import KaleidoBERTBackbone
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
@@ -37,14 +38,18 @@ class KaleidoBERTPretrainModel(keras.Model):
         config: a KaleidoBERTConfig (or its dict).
         use_image_mask: honour `image_mask` in attention (the original does not: quirk 2).
         fused_qkv: one [H, 3H] matmul for Q, K and V (same variables and values).
+        itc_embedding_size: with a size D, an ITC head (`itc_head`, layers/itc_head.py) too, and the outputs add
+            itc_text_embedding, itc_image_embedding [B, D] (text-only and image-only passes) and itc_temperature,
+            for ITC as a pretraining loss. None (the default): the original seven heads alone.
     """
 
-    def __init__(self, config=None, use_image_mask=False, fused_qkv=False, **kwargs):
+    def __init__(self, config=None, use_image_mask=False, fused_qkv=False, itc_embedding_size=None, **kwargs):
         kwargs.setdefault("name", "kaleido_bert_pretrain")
         super().__init__(**kwargs)
         self.config = as_config(config if config is not None else KaleidoBERTConfig())
         self.use_image_mask = use_image_mask
         self.fused_qkv = fused_qkv
+        self.itc_embedding_size = itc_embedding_size
         c = self.config
         policy = self.dtype_policy
         self.backbone = KaleidoBERTBackbone.from_kaleido_config(
@@ -82,6 +87,11 @@ class KaleidoBERTPretrainModel(keras.Model):
         self.blankmask_head = PatchReconstructionHead(
             c.hidden_size, c.patch_feature_size, c.initializer_range, name="blankmask_head", dtype=policy
         )
+        self.itc_head = None
+        if itc_embedding_size:
+            self.itc_head = ITCHead(
+                c.hidden_size, itc_embedding_size, initializer_range=c.initializer_range, name="itc_head", dtype=policy
+            )
 
     def build(self, input_shape=None):
         self.backbone.build()
@@ -95,6 +105,8 @@ class KaleidoBERTPretrainModel(keras.Model):
             self.blankmask_head,
         ):
             head.build()
+        if self.itc_head is not None:
+            self.itc_head.build()
         self.built = True
 
     # ------------------------------------------------------------------ helpers
@@ -152,7 +164,16 @@ class KaleidoBERTPretrainModel(keras.Model):
         masked_positions = features.get("masked_lm_positions")
         if masked_positions is None:
             masked_positions = ops.ones((batch_size, text_len), "int32")
+        outputs = {}
+        if self.itc_head is not None:
+            text_only = {k: features[k] for k in ("input_ids", "input_mask", "segment_ids") if k in features}
+            text_cls = self.backbone.encode_text(text_only, training=training)[0][:, 0]  # [B, H]
+            image_cls = self.backbone.encode_image(features, training=training)[0][:, 0]  # [B, H]
+            outputs["itc_text_embedding"] = self.itc_head.project_text(text_cls)  # [B, D]
+            outputs["itc_image_embedding"] = self.itc_head.project_image(image_cls)  # [B, D]
+            outputs["itc_temperature"] = self.itc_head.clipped_temperature()
         return {
+            **outputs,
             "mlm_logits": self.mlm_head(text_output, masked_positions, self.backbone.embeddings.word_embeddings),
             "nsp_logits": self.itm_head(pooled_output),
             "rotation_logits": self.rotation_head(level_outputs["rotation"]),
@@ -183,6 +204,8 @@ class KaleidoBERTPretrainModel(keras.Model):
             use_image_mask=self.use_image_mask,
             fused_qkv=self.fused_qkv,
         )
+        if self.itc_embedding_size:
+            config["itc_embedding_size"] = self.itc_embedding_size
         return config
 
     @classmethod

@@ -12,6 +12,8 @@ from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_classifier import TASKS, KaleidoBERTClassifier
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel
+from kaleido_tf.model_zoo.kaleidobert_retrieval_model import FRESH_HEADS as RETRIEVAL_FRESH_HEADS
+from kaleido_tf.model_zoo.kaleidobert_retrieval_model import KaleidoBERTRetrievalModel
 from kaleido_tf.utils.model_dir import TRAINER_MARKER
 
 logger = logging.getLogger(__name__)
@@ -75,8 +77,13 @@ def build_model(config, task="pretrain", num_classes=None, **model_kwargs):
     elif task == CAPTION_TASK:
         # Backbone + the pretraining MLM head: every variable comes from a pretraining checkpoint.
         model = KaleidoBERTCaptioner(config, **model_kwargs)
+    elif task == "retrieval":
+        # Backbone + ITM head from a pretraining checkpoint; the ITC head starts fresh unless the source has it.
+        model = KaleidoBERTRetrievalModel(config, **model_kwargs)
     else:
-        raise ValueError(f"task must be 'pretrain', {CAPTION_TASK!r} or one of {sorted(TASKS)}, got {task!r}")
+        raise ValueError(
+            f"task must be 'pretrain', 'retrieval', {CAPTION_TASK!r} or one of {sorted(TASKS)}, got {task!r}"
+        )
     model.build()
     return model
 
@@ -135,6 +142,8 @@ def load_weights(model, name_or_path):
         return _load_trainer_checkpoint(model, path)
     prefix, renamer = _prefix_and_renamer(kind, path)
     allow_fresh = (rf"{TASKS[head][0]}/.+",) if head in TASKS else ()
+    if head == "retrieval" or getattr(model, "itc_head", None) is not None:
+        allow_fresh += tuple(rf"{name}/.+" for name in RETRIEVAL_FRESH_HEADS)
     report = tf1_converter.load_checkpoint_into_model(model, prefix, renamer=renamer, allow_fresh=allow_fresh)
     model.load_report = report
     message = f"loaded {len(report.assigned)} variables from {prefix}"
@@ -159,6 +168,9 @@ def _load_trainer_checkpoint(model, path):
     elif target_task in TASKS:
         root = tf.train.Checkpoint(model=tf.train.Checkpoint(backbone=model.backbone))
         fresh = [v.path for v in model.head.weights]
+    elif target_task == "retrieval" and source_task == "pretrain":
+        root = tf.train.Checkpoint(model=tf.train.Checkpoint(backbone=model.backbone, itm_head=model.itm_head))
+        fresh = [v.path for v in model.itc_head.weights]
     elif target_task == CAPTION_TASK and source_task == "pretrain":
         root = tf.train.Checkpoint(model=tf.train.Checkpoint(backbone=model.backbone, mlm_head=model.mlm_head))
         fresh = []

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from kaleido_tf.evaluators.pretrain import pretrain_metric_values
-from kaleido_tf.losses import LOSS_NAMES, pretrain_losses
+from kaleido_tf.losses import LOSS_NAMES, itc_loss, pretrain_losses
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import KaleidoBERTPretrainModel, as_config
 from kaleido_tf.tasks.base_task import Task
 from kaleido_tf.utils.pretrain_tasks import PRETRAIN_TASKS
@@ -17,7 +17,9 @@ class PretrainTask(Task):
         config: KaleidoBERTConfig (or dict).
         grey_target_per_patch: corrected grey-mask target (see `pretrain_losses`); the original quirk by default.
         loss_weights: {loss name: weight} for the optimised "total" (names not given weigh 1; e.g. an ITM-only
-            phase: every other loss 0). None keeps the original unweighted sum of the seven.
+            phase: every other loss 0). None keeps the original unweighted sum of the seven. "itc" (default 0)
+            adds the image-text contrastive loss over the global batch (losses/itc_loss.py) and an ITC head
+            to the model (`itc_embedding_size`, 256 by default).
         model_kwargs: passed to KaleidoBERTPretrainModel (use_image_mask, fused_qkv, dtype).
     """
 
@@ -26,10 +28,13 @@ class PretrainTask(Task):
     def __init__(self, config, grey_target_per_patch=False, loss_weights=None, **model_kwargs):
         self.config = as_config(config)
         self.grey_target_per_patch = grey_target_per_patch
-        unknown = sorted(set(loss_weights or {}) - set(LOSS_NAMES))
+        unknown = sorted(set(loss_weights or {}) - set(LOSS_NAMES) - {"itc"})
         if unknown:
             raise ValueError(f"loss_weights names {unknown} are not losses; the losses: {', '.join(LOSS_NAMES)}")
         self.loss_weights = dict(loss_weights) if loss_weights else None
+        self.itc_weight = float((loss_weights or {}).get("itc", 0.0))
+        if self.itc_weight:
+            model_kwargs.setdefault("itc_embedding_size", 256)
         self.model_kwargs = model_kwargs
 
     def build_model(self):
@@ -52,6 +57,14 @@ class PretrainTask(Task):
         if self.loss_weights:
             losses = dict(losses)
             losses["total"] = tf.add_n([losses[name] * float(self.loss_weights.get(name, 1.0)) for name in LOSS_NAMES])
+        if self.itc_weight:
+            losses["itc_loss"] = itc_loss(
+                outputs["itc_text_embedding"],
+                outputs["itc_image_embedding"],
+                outputs["itc_temperature"],
+                global_batch_size,
+            )
+            losses["total"] = losses["total"] + self.itc_weight * losses["itc_loss"]
         return losses
 
     def validation_step(self, features, model, global_batch_size=None):

@@ -120,6 +120,24 @@ def test_run_finetune(project, pretrained, script, task):
     assert set(results) >= {"accuracy", "macro_f1", "loss"} and 0 <= results["accuracy"] <= 1
 
 
+def test_run_retrieval_finetuning(project, pretrained):
+    out = _script(
+        project,
+        "run_retrieval.sh",
+        {
+            "PRETRAIN_MODEL": str(project / "checkpoints" / "pretrained"),
+            "INPUT_SCHEMA": schema_string("finetune"),
+            "TRAIN_BATCH_SIZE": "4",
+            "NUM_EPOCHS": "1",
+            "LEARNING_RATE": "1e-3",
+        },
+    )
+    assert "freshly initialised: kaleido_bert_retrieval/itc_head/" in out
+    results = json.loads((project / "checkpoints" / "retrieval" / "model" / "eval_results.json").read_text())
+    assert np.isfinite(results["itc_loss"]) and np.isfinite(results["itm_loss"])
+    assert 0 <= results["in_batch_t2i_recall@1"] <= 1
+
+
 @pytest.mark.parametrize("script,kind", [("run_i2t.sh", "img2txt"), ("run_t2i.sh", "txt2img")])
 def test_run_retrieval(project, pretrained, script, kind):
     out = _script(
