@@ -185,6 +185,10 @@ class Preprocessor:
                 batch_size=c.batch_size,
                 feature_model=c.feature_model,
             )
+            if c.image_path == "graph":
+                from kaleido_tf.preprocessors.graph_extractor import GraphCropExtractor
+
+                self._extractor = GraphCropExtractor(self._extractor, c.batch_size, c.mixed_bfloat16)
         return self._extractor
 
     def _bar(self, **kwargs):
