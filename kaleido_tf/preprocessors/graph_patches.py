@@ -39,6 +39,22 @@ def resample_matrix(in_size, out_size):
     return tf.math.floor(0.5 + w * float(1 << _PRECISION_BITS))
 
 
+def band(in_size, out_size):
+    """The non-zero band of resample_matrix: input indices and coefficients, each [out_size, K].
+
+    K = 2 * ceil(filter support) + 1 taps cover every output's window; taps past the input's end get weight 0.
+    """
+    m = resample_matrix(in_size, out_size)  # [O, I]
+    scale = tf.cast(in_size, tf.float64) / tf.cast(out_size, tf.float64)
+    taps = 2 * tf.cast(tf.math.ceil(tf.maximum(scale, _f(1.0))), tf.int32) + 1
+    first = tf.argmax(tf.cast(m > 0.0, tf.int32), axis=1, output_type=tf.int32)  # [O] first non-zero input
+    idx = first[:, None] + tf.range(taps)[None, :]  # [O, K]
+    valid = idx < in_size
+    idx = tf.minimum(idx, in_size - 1)
+    k = tf.where(valid, tf.gather(m, idx, batch_dims=1), _f(0.0))
+    return idx, k
+
+
 def _round_clip(acc):
     acc = tf.math.floor((acc + float(1 << (_PRECISION_BITS - 1))) / float(1 << _PRECISION_BITS))
     return tf.clip_by_value(acc, _f(0.0), _f(255.0))
@@ -50,12 +66,12 @@ def pil_bilinear_resize(image, out_height, out_width):
     x = tf.cast(image, tf.float64)  # [H, W, C]
 
     def horizontal(x):
-        m = resample_matrix(shape[1], out_width)  # [w, W]
-        return _round_clip(tf.einsum("ow,hwc->hoc", m, x))
+        idx, k = band(shape[1], out_width)  # [w, K]
+        return _round_clip(tf.reduce_sum(tf.gather(x, idx, axis=1) * k[None, :, :, None], axis=2))  # [H, w, C]
 
     def vertical(x):
-        m = resample_matrix(shape[0], out_height)  # [h, H]
-        return _round_clip(tf.einsum("oh,hwc->owc", m, x))
+        idx, k = band(shape[0], out_height)  # [h, K]
+        return _round_clip(tf.reduce_sum(tf.gather(x, idx, axis=0) * k[:, :, None, None], axis=1))  # [h, W, C]
 
     def h_pass(x):
         return tf.cond(tf.equal(shape[1], out_width), lambda: x, lambda: horizontal(x))
