@@ -157,3 +157,19 @@ def test_decompression_bomb_refused_before_decoding():
     big_jpeg = _encode(Image.new("RGB", (400, 300)), "JPEG")
     with pytest.raises(tf.errors.InvalidArgumentError, match="more than max_pixels=100000"):
         GraphImageDecoder(max_pixels=100_000).decode(tf.constant(big_jpeg)).numpy()
+
+
+def test_saved_model_of_the_path_answers_from_bytes_alone(tmp_path):
+    """The path survives tf.saved_model.save / load: no Python objects are needed to serve it."""
+    rng = np.random.default_rng(11)
+    extractor = PixelStatsPatchExtractor(crop_size=16, feature_size=8)
+    path = GraphImagePath(extractor, foreground=ForegroundDetector())
+    blobs = tf.constant([_encode(Image.fromarray(_product(rng)), "PNG")])
+    expected = path(blobs)
+    tf.saved_model.save(path, str(tmp_path / "sm"), signatures={"embed_patches": path.run})
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    got = loaded.signatures["embed_patches"](image_bytes=blobs)
+    np.testing.assert_array_equal(got["features"].numpy(), expected["features"].numpy())
+    np.testing.assert_array_equal(got["box"].numpy(), expected["box"].numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image_bytes: 0 bytes"):
+        loaded.signatures["embed_patches"](image_bytes=tf.constant([b""]))
