@@ -165,6 +165,9 @@ class PreprocessConfig:
     def fingerprint(self):
         """A short hash of every setting that changes the content of the outputs."""
         items = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
+        if items.get("image_path") == "pil" and not items.get("mixed_bfloat16"):  # unchanged for PIL-path runs
+            items.pop("image_path")
+            items.pop("mixed_bfloat16")
         for key in ("catalog", "alignments", "resnet_weights", "vocab", "spm_model"):
             path = items.get(key)
             if path and os.path.isfile(path):

@@ -58,3 +58,17 @@ def test_mixed_bfloat16_needs_the_graph_path(tmp_path):
         PreprocessConfig(catalog=str(catalog), output_dir="o", mixed_bfloat16=True).validate()
     with pytest.raises(ValueError, match="applies to the resnet50 extractor"):
         GraphCropExtractor(build_feature_extractor("pixels", crop_size=16, feature_size=8), mixed_bfloat16=True)
+
+
+def test_fingerprint_unchanged_for_the_pil_path_and_changed_by_the_graph_path():
+    import hashlib
+    import json
+
+    from kaleido_tf.preprocessors.config import _NOT_IN_FINGERPRINT
+
+    base = PreprocessConfig(catalog="c", output_dir="o")
+    # The fingerprint as computed before the two settings existed: outputs written then stay valid.
+    items = {k: v for k, v in base.to_dict().items() if k not in _NOT_IN_FINGERPRINT | {"image_path", "mixed_bfloat16"}}
+    before = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+    assert base.fingerprint() == before
+    assert PreprocessConfig(catalog="c", output_dir="o", image_path="graph").fingerprint() != before
