@@ -71,6 +71,13 @@ def build_parser():
         help="seed of the random ResNet initialisation / the pixel projection",
     )
     g.add_argument("--patch_feature_size", type=int, default=d.patch_feature_size)
+    g.add_argument(
+        "--image_path",
+        choices=("pil", "graph"),
+        default=d.image_path,
+        help="graph: patch features through the TF-ops image path (batched, GPU when visible); see docs/raw_images.md",
+    )
+    g.add_argument("--mixed_bfloat16", action="store_true", help="with --image_path graph: bfloat16 ResNet-50")
     g.add_argument("--feature_dtype", choices=("float16", "float32"), default=d.feature_dtype)
     g.add_argument("--compression", choices=("none", "gzip"), default="none")
     g.add_argument("--batch_size", type=int, default=d.batch_size, help="crops per feature-extractor batch")

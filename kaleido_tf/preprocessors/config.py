@@ -49,6 +49,8 @@ class PreprocessConfig:
     feature_model: object = None
     feature_seed: int = 0
     patch_feature_size: int = 2048
+    image_path: str = "pil"  # "graph": crop features through the TF-ops path (preprocessors/graph_extractor.py)
+    mixed_bfloat16: bool = False  # with image_path "graph" and resnet50: bfloat16 matmuls
     feature_dtype: str = "float16"
     compression: object = None
     batch_size: int = 64
@@ -109,6 +111,8 @@ class PreprocessConfig:
         need(bool(self.output_dir), "--output_dir is required")
         need(self.foreground in FOREGROUND_METHODS, f"--foreground must be one of {FOREGROUND_METHODS}")
         need(self.feature_extractor in EXTRACTOR_NAMES, f"--feature_extractor must be one of {EXTRACTOR_NAMES}")
+        need(self.image_path in ("pil", "graph"), "--image_path must be 'pil' or 'graph'")
+        need(not self.mixed_bfloat16 or self.image_path == "graph", "--mixed_bfloat16 needs --image_path graph")
         need(
             self.feature_extractor != "keras" or bool(self.feature_model),
             "--feature_extractor keras needs --feature_model (a saved .keras model)",
@@ -161,6 +165,9 @@ class PreprocessConfig:
     def fingerprint(self):
         """A short hash of every setting that changes the content of the outputs."""
         items = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
+        if items.get("image_path") == "pil" and not items.get("mixed_bfloat16"):  # unchanged for PIL-path runs
+            items.pop("image_path")
+            items.pop("mixed_bfloat16")
         for key in ("catalog", "alignments", "resnet_weights", "vocab", "spm_model"):
             path = items.get(key)
             if path and os.path.isfile(path):

@@ -5,6 +5,7 @@ import collections
 
 from kaleido_tf.preprocessors.feature_extractor import build_feature_extractor
 from kaleido_tf.preprocessors.foreground import ForegroundDetector
+from kaleido_tf.preprocessors.graph_extractor import GraphCropExtractor
 from kaleido_tf.preprocessors.image_loader import ImageLoader, ImageRejected
 from kaleido_tf.preprocessors.kaleido_patches import KaleidoPatchGenerator
 
@@ -46,6 +47,8 @@ class ImageSource:
                 batch_size=c.batch_size,
                 feature_model=c.feature_model,
             )
+            if c.image_path == "graph":  # the crops' features in TF ops, many images per call
+                self._extractor = GraphCropExtractor(self._extractor, c.batch_size, c.mixed_bfloat16)
         return self._extractor
 
     @property

@@ -9,7 +9,7 @@ from kaleido_tf.preprocessors.extractor_base import PatchFeatureExtractor
 
 RESNET_FEATURE_SIZE = 2048
 # Keras "caffe" preprocessing of ResNet-50: RGB -> BGR, minus the ImageNet mean per channel.
-_BGR_MEAN = (103.939, 116.779, 123.68)
+BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 class ResNet50PatchExtractor(PatchFeatureExtractor):
@@ -77,7 +77,7 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
             self.projection = None
 
         model = self.model
-        mean = tf.constant(_BGR_MEAN, tf.float32)
+        mean = tf.constant(BGR_MEAN, tf.float32)
 
         def forward(batch):  # [B, S, S, 3] uint8 -> [B, 2048]
             x = tf.cast(batch, tf.float32)[..., ::-1] - mean
