@@ -12,8 +12,8 @@ Conversions, as the offline loader does them:
     with the same transposes as `PIL.ImageOps.exif_transpose`.
   - PNG <= 8 bit: greyscale and palette -> RGB; alpha (RGBA, grey+alpha, palette with tRNS) composited over
     white with PIL's integer arithmetic of `Image.alpha_composite`.
-  - PNG 16 bit: greyscale scaled by the bit depth, round(v * 255 / 65535) as the loader; colour (and grey+alpha) keeps the
-    high byte, as PIL reads them.
+  - PNG 16 bit: greyscale scaled by the bit depth, round(v * 255 / 65535) as the loader; colour (and
+    grey+alpha) keeps the high byte, as PIL reads them.
   - Longer side above `max_size`: downscaled with the PIL-exact bilinear filter of graph_patches.
 Not covered (documented in docs/raw_images.md): CMYK JPEG (refused by the TF decoder), EXIF in PNG eXIf
 chunks, and PIL's JPEG draft / reducing_gap shortcuts for images above `max_size` (pixels then differ).
