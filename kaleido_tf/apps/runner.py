@@ -265,10 +265,19 @@ def main_wrapper(main):
         from kaleido_tf.convert.tf1_converter import CheckpointError
         from kaleido_tf.datasets import DataError
         from kaleido_tf.engines import TrainingDivergedError
+        from kaleido_tf.engines.model_dir_lock import ModelDirBusyError
 
         try:
             return main(argv)
-        except (UsageError, DataError, CheckpointError, FileNotFoundError, TrainingDivergedError, KeyError) as e:
+        except (
+            UsageError,
+            DataError,
+            CheckpointError,
+            FileNotFoundError,
+            TrainingDivergedError,
+            KeyError,
+            ModelDirBusyError,
+        ) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         except tf.errors.OpError as e:  # bad data found inside the input pipeline names its file and line

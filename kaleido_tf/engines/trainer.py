@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kaleido_tf.engines import model_dir_lock
 from kaleido_tf.engines.distribution import is_chief
 from kaleido_tf.engines.fused_adam import fuse_optimizer
 from kaleido_tf.optimizers import get_optimizer
@@ -181,7 +182,11 @@ class Trainer:
 
     def initialize(self, init_fn=None):
         """Resumes from the latest checkpoint in model_dir; otherwise calls `init_fn(model)` (e.g. loads a
-        pretrained checkpoint). Returns a sentence saying which happened."""
+        pretrained checkpoint). Returns a sentence saying which happened.
+
+        The chief first takes model_dir's lock (one training per directory, see `model_dir_lock`)."""
+        if self.chief:
+            model_dir_lock.acquire(self.model_dir)
         os.makedirs(self.model_dir, exist_ok=True)
         latest = self.manager.latest_checkpoint
         if latest:
