@@ -108,6 +108,8 @@ def resolve_config(flags):
         config = registry.config_for(weights_for_prediction(flags))
     elif flags.model_dir and os.path.isfile(os.path.join(flags.model_dir, registry.TRAINER_MARKER)):
         config = registry.config_for(flags.model_dir)  # resuming: the run's own config
+        if flags.model_config:
+            check_same_config(flags.model_config, flags.model_dir, config)
     elif source and source != "random":
         config = registry.config_for(source)
     elif flags.model_config:
@@ -125,6 +127,27 @@ def resolve_config(flags):
     if flags.vocab_size and flags.vocab_size != config.vocab_size and flags["vocab_size"].present:
         raise UsageError(f"--vocab_size={flags.vocab_size} but the model's vocab_size is {config.vocab_size}")
     return config
+
+
+def check_same_config(model_config, model_dir, resumed):
+    """A --model_config given to a --model_dir that already holds a run must be that run's config."""
+    given = KaleidoBERTConfig.from_json_file(model_config).to_dict()
+    existing = resumed.to_dict()
+    differing = sorted(k for k in set(given) | set(existing) if given.get(k) != existing.get(k))
+    if not differing:
+        return
+    stored = os.path.join(model_dir, "config.json")
+    detail = ", ".join(f"{k}: {given.get(k)!r} in the one, {existing.get(k)!r} in the other" for k in differing[:8])
+    if len(differing) > 8:
+        detail += f" (and {len(differing) - 8} more)"
+    has_checkpoints = bool(tf.train.latest_checkpoint(model_dir))
+    remedy = (
+        "its checkpoints were trained with the stored one: train into another --model_dir"
+        if has_checkpoints
+        else f"no checkpoint was saved with it: delete {stored} to start afresh with --model_config, "
+        f"or train into another --model_dir"
+    )
+    raise UsageError(f"--model_config {model_config} differs from {stored} of the run there ({detail}); {remedy}")
 
 
 def init_fn(source):
@@ -150,7 +173,7 @@ def make_strategy(flags):
 
 
 def train_steps_for(flags, per_replica_batch, num_replicas):
-    if flags.train_steps:
+    if flags.train_steps is not None:  # 0 and negatives are refused with the other flags
         return flags.train_steps
     examples = count_examples(flags.train_input_fp)
     steps = compute_train_steps(examples, flags.num_epochs, per_replica_batch * num_replicas)
@@ -262,12 +285,15 @@ def main_wrapper(main):
     """Runs `main(argv)` turning usage and data errors into one clear line and exit code 2."""
 
     def wrapped(argv):
+        from kaleido_tf.apps.app_flags import check_flag_ranges
         from kaleido_tf.convert.tf1_converter import CheckpointError
         from kaleido_tf.datasets import DataError
         from kaleido_tf.engines import TrainingDivergedError
         from kaleido_tf.engines.model_dir_lock import ModelDirBusyError
+        from kaleido_tf.engines.preemption import PREEMPTED_EXIT_CODE, TrainingPreempted
 
         try:
+            check_flag_ranges()  # before any work
             return main(argv)
         except (
             UsageError,
@@ -280,6 +306,9 @@ def main_wrapper(main):
         ) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except TrainingPreempted as e:  # SIGTERM: checkpoint saved at a step boundary; the rerun resumes
+            print(f"[kaleido_tf] {e}", file=sys.stderr, flush=True)
+            return PREEMPTED_EXIT_CODE
         except tf.errors.OpError as e:  # bad data found inside the input pipeline names its file and line
             print(f"error: {e.message.strip().splitlines()[0]}", file=sys.stderr)
             return 2
