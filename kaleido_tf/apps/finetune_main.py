@@ -131,7 +131,9 @@ def predict(task):
 
 def run():
     from kaleido_tf.apps.runner import main_wrapper
+    from kaleido_tf.utils.cli_errors import take_traceback_flag
 
+    take_traceback_flag()  # --traceback: the full trace of a failure
     app.run(main_wrapper(main))
 
 

@@ -282,38 +282,22 @@ def run_mode(task, flags, evaluation_report, predict):
 
 
 def main_wrapper(main):
-    """Runs `main(argv)` turning usage and data errors into one clear line and exit code 2."""
+    """Runs `main(argv)` after checking the flags' ranges: a failure is one line naming its cause and exit
+    code 2 (`kaleido_tf.utils.cli_errors`); a SIGTERM during training, a checkpoint and exit code 143."""
+    from kaleido_tf.utils.cli_errors import guard
 
     def wrapped(argv):
         from kaleido_tf.apps.app_flags import check_flag_ranges
-        from kaleido_tf.convert.tf1_converter import CheckpointError
-        from kaleido_tf.datasets import DataError
-        from kaleido_tf.engines import TrainingDivergedError
-        from kaleido_tf.engines.model_dir_lock import ModelDirBusyError
         from kaleido_tf.engines.preemption import PREEMPTED_EXIT_CODE, TrainingPreempted
 
         try:
             check_flag_ranges()  # before any work
             return main(argv)
-        except (
-            UsageError,
-            DataError,
-            CheckpointError,
-            FileNotFoundError,
-            TrainingDivergedError,
-            KeyError,
-            ModelDirBusyError,
-        ) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
         except TrainingPreempted as e:  # SIGTERM: checkpoint saved at a step boundary; the rerun resumes
             print(f"[kaleido_tf] {e}", file=sys.stderr, flush=True)
             return PREEMPTED_EXIT_CODE
-        except tf.errors.OpError as e:  # bad data found inside the input pipeline names its file and line
-            print(f"error: {e.message.strip().splitlines()[0]}", file=sys.stderr)
-            return 2
 
-    return wrapped
+    return guard("", wrapped)
 
 
 def write_json(path, data):

@@ -19,6 +19,7 @@ from kaleido_tf.evaluators.retrieval import (
     read_retrieval_results,
     score_retrieval,
 )
+from kaleido_tf.utils import cli_errors
 
 PROG = "kaleido-eval-retrieval"
 EXIT_USAGE = 2
@@ -61,6 +62,7 @@ def metrics_to_json(metrics):
     return json.dumps(clean, allow_nan=False)
 
 
+@cli_errors.cli("kaleido-eval-retrieval")
 def main(argv=None):
     """Runs the command on `argv` (default sys.argv[1:]); returns the exit status."""
     parser = build_parser()

@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 
+from kaleido_tf.utils import cli_errors
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -72,6 +74,7 @@ def build_parser():
     return parser
 
 
+@cli_errors.cli("kaleido-export")
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from kaleido_tf.convert.tf1_converter import CheckpointError
