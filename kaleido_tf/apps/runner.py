@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from kaleido_tf.datasets import (
+    SCHEMA_PRESETS,
     get_schema,
     known_field_lengths,
     make_bundle_dataset,
@@ -40,8 +41,48 @@ def is_tfrecord_input(path):
     return path.endswith((".tfrecord", ".tfrecord.gz")) or any(ch in path for ch in "*?[")
 
 
-def input_schema(flag_value, config, path, required=True):
-    """The schema for `path`: the flag (preset or string), else the TFRecord's schema.json."""
+def check_schema_fits(config, schema, source, task_name=None):
+    """Refuses, before any graph runs, input whose field lengths disagree with the model config (text_seq_len,
+    patch_feature_size) or, for pretraining, that lacks the pretraining fields (shards of another task)."""
+    expected = known_field_lengths(
+        text_seq_len=config.text_seq_len,
+        max_predictions_per_seq=None,
+        patch_feature_size=config.patch_feature_size,
+        masked_greymask_patch_num=config.masked_greymask_patch_num,
+        masked_blankmask_patch_num=config.masked_blankmask_patch_num,
+    )
+    setting = dict.fromkeys(("input_ids", "input_mask", "segment_ids"), "text_seq_len")
+    setting.update({name: "patch_feature_size" for name in expected if name.startswith("img_feature_convert_")})
+    for spec in schema.fields:
+        key = setting.get(spec.name)
+        if key and expected.get(spec.name) is not None and spec.length != expected[spec.name]:
+            raise UsageError(
+                f"{source}: field {spec.name} has length {spec.length}, but the model config's "
+                f"{key}={getattr(config, key)} needs {expected[spec.name]}; give a --model_config whose {key} "
+                f"matches the input (or preprocess the input again with the config's)"
+            )
+    if task_name == "pretrain":
+        missing = [name for name in SCHEMA_PRESETS["pretrain"].names if name not in schema]
+        if missing:
+            raise UsageError(
+                f"{source} lacks the field(s) {', '.join(missing)} that pretraining needs: it is not pretraining "
+                f"input (kaleido-preprocess writes that under OUTPUT_DIR/pretrain/; finetuning shards go to "
+                f"finetune_main --task=catepred or subcatepred)"
+            )
+
+
+def input_schema(flag_value, config, path, required=True, task_name=None):
+    """The schema for `path`: the flag (preset or string), else the TFRecord's schema.json; checked against
+    the model config (and the task's fields, see `check_schema_fits`)."""
+    schema = _input_schema(flag_value, config, path, required)
+    if schema is not None:
+        check_schema_fits(config, schema, f"--input_schema {flag_value}", task_name)
+    elif path and is_tfrecord_input(path) and os.path.isdir(path):
+        check_schema_fits(config, read_schema_json(path).schema, os.path.join(path, "schema.json"), task_name)
+    return schema
+
+
+def _input_schema(flag_value, config, path, required=True):
     if flag_value:
         expected = known_field_lengths(
             text_seq_len=None,
@@ -189,7 +230,7 @@ def run_train_and_evaluate(task, flags, evaluate=True):
         raise UsageError("--model_dir is required for training")
     keras.utils.set_random_seed(flags.seed)
     strategy = make_strategy(flags)
-    schema = input_schema(flags.input_schema, task.config, flags.train_input_fp)
+    schema = input_schema(flags.input_schema, task.config, flags.train_input_fp, task_name=task.name)
     steps = train_steps_for(flags, flags.train_batch_size, strategy.num_replicas_in_sync)
     trainer = Trainer(
         task,
@@ -210,7 +251,7 @@ def run_train_and_evaluate(task, flags, evaluate=True):
     train_fn = dataset_fn(flags.train_input_fp, schema, flags.train_batch_size, True, seed=flags.seed)
     eval_fn = None
     if evaluate and flags.eval_input_fp:
-        eval_schema = input_schema(flags.input_schema, task.config, flags.eval_input_fp)
+        eval_schema = input_schema(flags.input_schema, task.config, flags.eval_input_fp, task_name=task.name)
         eval_fn = dataset_fn(flags.eval_input_fp, eval_schema, flags.eval_batch_size, False, num_epochs=1)
     logs = trainer.train(
         train_fn,
