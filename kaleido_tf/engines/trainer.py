@@ -188,8 +188,6 @@ class Trainer:
         The chief first takes model_dir's lock (one training per directory, see `model_dir_lock`)."""
         if self.chief:
             model_dir_lock.acquire(self.model_dir)
-        # From here a SIGTERM stops the training at its next step boundary, with a checkpoint (see train).
-        self._stop = StopSignal().__enter__()
         os.makedirs(self.model_dir, exist_ok=True)
         latest = self.manager.latest_checkpoint
         if latest:
@@ -205,6 +203,8 @@ class Trainer:
             atomic_write_text(
                 os.path.join(self.model_dir, TRAINER_MARKER), json.dumps({"task": self.task.name}, indent=2) + "\n"
             )
+        # From here a SIGTERM stops the training at its next step boundary, with a checkpoint (see train).
+        self._stop = getattr(self, "_stop", None) or StopSignal().__enter__()
         return message
 
     def _resume(self, latest):

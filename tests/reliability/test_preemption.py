@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from kaleido_tf.engines import TRAINER_MARKER
 from kaleido_tf.engines.preemption import PREEMPTED_EXIT_CODE
 from tests.apps.tiny_data import write_tiny_bundle
 from tests.reliability.helpers import finish, new_rng, run, start
@@ -32,10 +33,10 @@ def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_like_an_uninterrupt
     argv = _without_save_steps(_command(list_file, schema, stopped_dir))
     process = start(SLOW_STEP + ["--", argv[1]] + argv[2:])
     deadline = time.time() + 300
-    while not (stopped_dir / "config.json").exists():  # initialised: the steps follow
+    while not (stopped_dir / TRAINER_MARKER).exists():  # initialised (the handler follows it): the steps follow
         assert process.poll() is None and time.time() < deadline, process.communicate()[0][-3000:]
         time.sleep(0.05)
-    delay = rng.uniform(0.0, 2.0)
+    delay = rng.uniform(0.2, 2.0)
     time.sleep(delay)
     process.send_signal(signal.SIGTERM)
     code, out = finish(process)
