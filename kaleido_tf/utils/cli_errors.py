@@ -39,7 +39,7 @@ _OS_ADVICE = {
 _TF_NOISE = re.compile(
     r"^(Graph execution error:|Detected at node|Stack trace for op definition|File \"|\[\[|\{\{node|"
     r"Traceback|During handling|Original stack trace|Error in user-defined function passed|"
-    r"\[Op:|Additional GRPC error)"
+    r"\[Op:|Additional GRPC error|Node: )"
 )
 
 
