@@ -6,6 +6,11 @@ accepted too. Flags the port adds are marked "(kaleido_tf)".
 
 from absl import flags
 
+
+class UsageError(ValueError):
+    """A flag is missing or inconsistent; the message says which."""
+
+
 FLAGS = flags.FLAGS
 
 
@@ -104,3 +109,53 @@ def define_flags():
         "(kaleido_tf) --task=caption: masked tokens per caption at most (default: ceil(ratio * (text length - 1)))",
     )
     flags.DEFINE_boolean("progress", True, "(kaleido_tf) progress bars")
+
+
+# flag -> (lowest allowed value, whether the lowest is allowed, what the value means); None is always allowed.
+FLAG_RANGES = {
+    "learning_rate": (0.0, False, "a positive learning rate (0 trains nothing, a negative one climbs the loss)"),
+    "train_steps": (1, True, "at least 1 step (leave it unset to compute the steps from the data and epochs)"),
+    "num_epochs": (1, True, "at least 1 pass over the training data"),
+    "train_batch_size": (1, True, "at least 1 example per batch"),
+    "eval_batch_size": (1, True, "at least 1 example per batch"),
+    "predict_batch_size": (1, True, "at least 1 example per batch"),
+    "warmup_ratio": (0.0, True, "a share of the steps between 0 and 1"),
+    "weight_decay_ratio": (0.0, True, "0 (Adam) or a positive decay (AdamW)"),
+    "save_steps": (1, True, "at least 1 step between checkpoints (unset: at the end)"),
+    "keep_checkpoint_max": (1, True, "at least 1 checkpoint kept"),
+    "num_eval_steps": (1, True, "at least 1 evaluation batch (unset: the whole input)"),
+    "eval_every_steps": (1, True, "at least 1 step between evaluations (unset: at the end only)"),
+    "log_steps": (1, True, "at least 1 step between logs"),
+    "input_sequence_length": (1, True, "at least 1 token"),
+    "image_feature_size": (1, True, "at least 1 value"),
+    "num_classes": (1, True, "at least 1 class"),
+    "workerGPU": (0, True, "0 or more GPUs"),
+    "workerCount": (1, True, "at least 1 worker"),
+    "beam_size": (1, True, "at least 1 beam"),
+    "max_caption_length": (1, True, "at least 1 token"),
+    "no_repeat_ngram_size": (0, True, "0 (off) or an n-gram size"),
+    "caption_mask_ratio": (0.0, False, "a share of the caption tokens above 0 and at most 1"),
+    "caption_max_predictions": (1, True, "at least 1 masked token"),
+}
+FLAG_MAXIMA = {"warmup_ratio": 1.0, "caption_mask_ratio": 1.0}
+
+
+def flag_range_errors(values):
+    """The one-line complaints about out-of-range values in `values` ({flag: value}), in flag order."""
+    errors = []
+    for name, (lowest, inclusive, meaning) in FLAG_RANGES.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        too_low = value < lowest if inclusive else value <= lowest
+        too_high = name in FLAG_MAXIMA and value > FLAG_MAXIMA[name]
+        if too_low or too_high:
+            errors.append(f"--{name}={value} is out of range: give {meaning}")
+    return errors
+
+
+def check_flag_ranges(flag_values=FLAGS):
+    """Raises a UsageError naming every out-of-range flag; run before any work."""
+    errors = flag_range_errors({name: flag_values[name].value for name in FLAG_RANGES if name in flag_values})
+    if errors:
+        raise UsageError("; ".join(errors))

@@ -8,6 +8,8 @@ import sys
 
 from absl import app, flags
 
+from kaleido_tf.utils import cli_errors
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FLAGS = flags.FLAGS
@@ -18,6 +20,7 @@ flags.DEFINE_string("output_dir", None, "Directory to write (replaced whole, ato
 flags.DEFINE_string("config", None, "config.json to use; default: the one beside the checkpoint.")
 
 
+@cli_errors.cli("kaleido-convert")
 def main(argv):
     del argv
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
@@ -37,6 +40,7 @@ def main(argv):
 
 def run():
     flags.mark_flags_as_required(["tf1_checkpoint", "output_dir"])
+    cli_errors.take_traceback_flag()
     app.run(main)
 
 

@@ -31,6 +31,7 @@ from absl import app
 
 from kaleido_tf.apps import app_flags
 from kaleido_tf.utils import label_map
+from kaleido_tf.utils.cli_errors import take_traceback_flag
 
 app_flags.define_flags()
 FLAGS = app_flags.FLAGS
@@ -150,6 +151,7 @@ def _main_with_error_lines(argv):
 
 
 def run():
+    take_traceback_flag()  # --traceback: the full trace of a failure
     app.run(_main_with_error_lines)
 
 

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app
 
 from kaleido_tf.apps import app_flags
+from kaleido_tf.utils.cli_errors import take_traceback_flag
 
 app_flags.define_flags()
 FLAGS = app_flags.FLAGS
@@ -77,6 +78,7 @@ def _main_with_error_lines(argv):
 
 
 def run():
+    take_traceback_flag()  # --traceback: the full trace of a failure
     app.run(_main_with_error_lines)
 
 

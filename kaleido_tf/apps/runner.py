@@ -9,9 +9,9 @@ import sys
 import keras
 import tensorflow as tf
 
-from kaleido_tf.convert.tf1_converter import CheckpointError
+from kaleido_tf.apps.app_flags import UsageError, check_flag_ranges
 from kaleido_tf.datasets import (
-    DataError,
+    SCHEMA_PRESETS,
     get_schema,
     known_field_lengths,
     make_bundle_dataset,
@@ -19,18 +19,16 @@ from kaleido_tf.datasets import (
     read_list_file,
     read_schema_json,
 )
-from kaleido_tf.engines import Predictor, Trainer, TrainingDivergedError, get_strategy
+from kaleido_tf.engines import Predictor, Trainer, get_strategy
+from kaleido_tf.engines.preemption import PREEMPTED_EXIT_CODE, TrainingPreempted
 from kaleido_tf.export.exporter import export_saved_model
 from kaleido_tf.model_zoo import registry
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 from kaleido_tf.optimizers import compute_train_steps
+from kaleido_tf.utils.cli_errors import guard
 from kaleido_tf.utils.io import atomic_write_text
 
 logger = logging.getLogger("kaleido_tf")
-
-
-class UsageError(ValueError):
-    """A flag is missing or inconsistent; the message says which."""
 
 
 def say(message):
@@ -44,8 +42,48 @@ def is_tfrecord_input(path):
     return path.endswith((".tfrecord", ".tfrecord.gz")) or any(ch in path for ch in "*?[")
 
 
-def input_schema(flag_value, config, path, required=True):
-    """The schema for `path`: the flag (preset or string), else the TFRecord's schema.json."""
+def check_schema_fits(config, schema, source, task_name=None):
+    """Refuses, before any graph runs, input whose field lengths disagree with the model config (text_seq_len,
+    patch_feature_size) or, for pretraining, that lacks the pretraining fields (shards of another task)."""
+    expected = known_field_lengths(
+        text_seq_len=config.text_seq_len,
+        max_predictions_per_seq=None,
+        patch_feature_size=config.patch_feature_size,
+        masked_greymask_patch_num=config.masked_greymask_patch_num,
+        masked_blankmask_patch_num=config.masked_blankmask_patch_num,
+    )
+    setting = dict.fromkeys(("input_ids", "input_mask", "segment_ids"), "text_seq_len")
+    setting.update({name: "patch_feature_size" for name in expected if name.startswith("img_feature_convert_")})
+    for spec in schema.fields:
+        key = setting.get(spec.name)
+        if key and expected.get(spec.name) is not None and spec.length != expected[spec.name]:
+            raise UsageError(
+                f"{source}: field {spec.name} has length {spec.length}, but the model config's "
+                f"{key}={getattr(config, key)} needs {expected[spec.name]}; give a --model_config whose {key} "
+                f"matches the input (or preprocess the input again with the config's)"
+            )
+    if task_name == "pretrain":
+        missing = [name for name in SCHEMA_PRESETS["pretrain"].names if name not in schema]
+        if missing:
+            raise UsageError(
+                f"{source} lacks the field(s) {', '.join(missing)} that pretraining needs: it is not pretraining "
+                f"input (kaleido-preprocess writes that under OUTPUT_DIR/pretrain/; finetuning shards go to "
+                f"finetune_main --task=catepred or subcatepred)"
+            )
+
+
+def input_schema(flag_value, config, path, required=True, task_name=None):
+    """The schema for `path`: the flag (preset or string), else the TFRecord's schema.json; checked against
+    the model config (and the task's fields, see `check_schema_fits`)."""
+    schema = _input_schema(flag_value, config, path, required)
+    if schema is not None:
+        check_schema_fits(config, schema, f"--input_schema {flag_value}", task_name)
+    elif path and is_tfrecord_input(path) and os.path.isdir(path):
+        check_schema_fits(config, read_schema_json(path).schema, os.path.join(path, "schema.json"), task_name)
+    return schema
+
+
+def _input_schema(flag_value, config, path, required=True):
     if flag_value:
         expected = known_field_lengths(
             text_seq_len=None,
@@ -112,6 +150,8 @@ def resolve_config(flags):
         config = registry.config_for(weights_for_prediction(flags))
     elif flags.model_dir and os.path.isfile(os.path.join(flags.model_dir, registry.TRAINER_MARKER)):
         config = registry.config_for(flags.model_dir)  # resuming: the run's own config
+        if flags.model_config:
+            check_same_config(flags.model_config, flags.model_dir, config)
     elif source and source != "random":
         config = registry.config_for(source)
     elif flags.model_config:
@@ -129,6 +169,27 @@ def resolve_config(flags):
     if flags.vocab_size and flags.vocab_size != config.vocab_size and flags["vocab_size"].present:
         raise UsageError(f"--vocab_size={flags.vocab_size} but the model's vocab_size is {config.vocab_size}")
     return config
+
+
+def check_same_config(model_config, model_dir, resumed):
+    """A --model_config given to a --model_dir that already holds a run must be that run's config."""
+    given = KaleidoBERTConfig.from_json_file(model_config).to_dict()
+    existing = resumed.to_dict()
+    differing = sorted(k for k in set(given) | set(existing) if given.get(k) != existing.get(k))
+    if not differing:
+        return
+    stored = os.path.join(model_dir, "config.json")
+    detail = ", ".join(f"{k}: {given.get(k)!r} in the one, {existing.get(k)!r} in the other" for k in differing[:8])
+    if len(differing) > 8:
+        detail += f" (and {len(differing) - 8} more)"
+    has_checkpoints = bool(tf.train.latest_checkpoint(model_dir))
+    remedy = (
+        "its checkpoints were trained with the stored one: train into another --model_dir"
+        if has_checkpoints
+        else f"no checkpoint was saved with it: delete {stored} to start afresh with --model_config, "
+        f"or train into another --model_dir"
+    )
+    raise UsageError(f"--model_config {model_config} differs from {stored} of the run there ({detail}); {remedy}")
 
 
 def init_fn(source):
@@ -154,7 +215,7 @@ def make_strategy(flags):
 
 
 def train_steps_for(flags, per_replica_batch, num_replicas):
-    if flags.train_steps:
+    if flags.train_steps is not None:  # 0 and negatives are refused with the other flags
         return flags.train_steps
     examples = count_examples(flags.train_input_fp)
     steps = compute_train_steps(examples, flags.num_epochs, per_replica_batch * num_replicas)
@@ -170,7 +231,7 @@ def run_train_and_evaluate(task, flags, evaluate=True):
         raise UsageError("--model_dir is required for training")
     keras.utils.set_random_seed(flags.seed)
     strategy = make_strategy(flags)
-    schema = input_schema(flags.input_schema, task.config, flags.train_input_fp)
+    schema = input_schema(flags.input_schema, task.config, flags.train_input_fp, task_name=task.name)
     steps = train_steps_for(flags, flags.train_batch_size, strategy.num_replicas_in_sync)
     trainer = Trainer(
         task,
@@ -191,7 +252,7 @@ def run_train_and_evaluate(task, flags, evaluate=True):
     train_fn = dataset_fn(flags.train_input_fp, schema, flags.train_batch_size, True, seed=flags.seed)
     eval_fn = None
     if evaluate and flags.eval_input_fp:
-        eval_schema = input_schema(flags.input_schema, task.config, flags.eval_input_fp)
+        eval_schema = input_schema(flags.input_schema, task.config, flags.eval_input_fp, task_name=task.name)
         eval_fn = dataset_fn(flags.eval_input_fp, eval_schema, flags.eval_batch_size, False, num_epochs=1)
     logs = trainer.train(
         train_fn,
@@ -276,19 +337,18 @@ def run_mode(task, flags, evaluation_report, predict):
 
 
 def main_wrapper(main):
-    """Runs `main(argv)` turning usage and data errors into one clear line and exit code 2."""
+    """Runs `main(argv)` after checking the flags' ranges: a failure is one line naming its cause and exit
+    code 2 (`kaleido_tf.utils.cli_errors`); a SIGTERM during training, a checkpoint and exit code 143."""
 
     def wrapped(argv):
         try:
+            check_flag_ranges()  # before any work
             return main(argv)
-        except (UsageError, DataError, CheckpointError, FileNotFoundError, TrainingDivergedError, KeyError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except tf.errors.OpError as e:  # bad data found inside the input pipeline names its file and line
-            print(f"error: {e.message.strip().splitlines()[0]}", file=sys.stderr)
-            return 2
+        except TrainingPreempted as e:  # SIGTERM: checkpoint saved at a step boundary; the rerun resumes
+            print(f"[kaleido_tf] {e}", file=sys.stderr, flush=True)
+            return PREEMPTED_EXIT_CODE
 
-    return wrapped
+    return guard("", wrapped)
 
 
 def write_json(path, data):

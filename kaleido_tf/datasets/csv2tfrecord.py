@@ -37,6 +37,7 @@ from kaleido_tf.datasets.tfrecord_writer import (
     shard_filename,
     write_schema_json,
 )
+from kaleido_tf.utils import cli_errors
 from kaleido_tf.utils.io import atomic_directory, atomic_write_text
 
 REJECTED_TSV = "rejected.tsv"
@@ -377,6 +378,7 @@ def _parser():
     return parser
 
 
+@cli_errors.cli("kaleido-csv2tfrecord")
 def main(argv=None):
     """Command line entry; returns the exit code (0 done, 1 bad data or files, 2 bad arguments)."""
     args = _parser().parse_args(argv)

@@ -25,9 +25,11 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from kaleido_tf.convert.tf1_converter import CheckpointError
+from kaleido_tf.engines import model_dir_lock
 from kaleido_tf.engines.distribution import is_chief
 from kaleido_tf.engines.fused_adam import fuse_optimizer
 from kaleido_tf.engines.predictor import local_numpy, predict_batches
+from kaleido_tf.engines.preemption import StopSignal, TrainingPreempted
 from kaleido_tf.optimizers import get_optimizer
 from kaleido_tf.tasks.base_task import aggregate
 from kaleido_tf.utils.io import atomic_write_text
@@ -180,7 +182,11 @@ class Trainer:
 
     def initialize(self, init_fn=None):
         """Resumes from the latest checkpoint in model_dir; otherwise calls `init_fn(model)` (e.g. loads a
-        pretrained checkpoint). Returns a sentence saying which happened."""
+        pretrained checkpoint). Returns a sentence saying which happened.
+
+        The chief first takes model_dir's lock (one training per directory, see `model_dir_lock`)."""
+        if self.chief:
+            model_dir_lock.acquire(self.model_dir)
         os.makedirs(self.model_dir, exist_ok=True)
         latest = self.manager.latest_checkpoint
         if latest:
@@ -196,6 +202,8 @@ class Trainer:
             atomic_write_text(
                 os.path.join(self.model_dir, TRAINER_MARKER), json.dumps({"task": self.task.name}, indent=2) + "\n"
             )
+        # From here a SIGTERM stops the training at its next step boundary, with a checkpoint (see train).
+        self._stop = getattr(self, "_stop", None) or StopSignal().__enter__()
         return message
 
     def _resume(self, latest):
@@ -375,6 +383,9 @@ class Trainer:
         )
         logs, last = {}, {}
         tick, tick_step = time.time(), start
+        # SIGTERM: a checkpoint at the next step boundary, then TrainingPreempted.
+        stop = getattr(self, "_stop", None) or StopSignal().__enter__()
+        self._stop = None
         try:
             last_step = min(self.train_steps, stop_at_step or self.train_steps)
             while self.global_step < last_step:
@@ -403,7 +414,10 @@ class Trainer:
                     self.save()
                 if eval_dataset_fn is not None and eval_every and step % eval_every == 0 and step < self.train_steps:
                     last = self.evaluate(eval_dataset_fn, steps=eval_steps)
+                if stop.requested and step < last_step:
+                    raise TrainingPreempted(step, self.save(), stop.requested)
         finally:
+            stop.__exit__()
             if bar is not None:
                 bar.close()
         if self.global_step > start or not self.manager.latest_checkpoint:

@@ -15,6 +15,7 @@ import sys
 
 from kaleido_tf.evaluators.retrieval import check_query_type, format_retrieval_report, score_retrieval
 from kaleido_tf.evaluators.retrieval_format import RETRIEVAL_TYPES, read_retrieval_results
+from kaleido_tf.utils import cli_errors
 
 PROG = "kaleido-eval-retrieval"
 EXIT_USAGE = 2
@@ -57,6 +58,7 @@ def metrics_to_json(metrics):
     return json.dumps(clean, allow_nan=False)
 
 
+@cli_errors.cli("kaleido-eval-retrieval")
 def main(argv=None):
     """Runs the command on `argv` (default sys.argv[1:]); returns the exit status."""
     parser = build_parser()

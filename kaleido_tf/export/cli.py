@@ -15,6 +15,8 @@ import dataclasses
 import os
 import sys
 
+from kaleido_tf.utils import cli_errors
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -73,6 +75,7 @@ def build_parser():
     return parser
 
 
+@cli_errors.cli("kaleido-export")
 def main(argv=None):
     args = build_parser().parse_args(argv)
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)

@@ -16,6 +16,7 @@ import sys
 
 from kaleido_tf.preprocessors.config import PreprocessConfig
 from kaleido_tf.preprocessors.feature_extractor import EXTRACTOR_NAMES
+from kaleido_tf.utils import cli_errors
 
 
 def _bool(text):
@@ -139,6 +140,7 @@ def config_from_args(args):
     return PreprocessConfig(**values)
 
 
+@cli_errors.cli("kaleido-preprocess")
 def main(argv=None):
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

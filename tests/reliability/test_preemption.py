@@ -1,0 +1,71 @@
+"""Training stopped by SIGTERM (kill, a preemptible cluster): a checkpoint at the next step boundary, one line,
+exit 143; the same command, rerun, resumes and ends with the weights, optimizer state and step of an
+uninterrupted run."""
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from kaleido_tf.engines import TRAINER_MARKER
+from kaleido_tf.engines.preemption import PREEMPTED_EXIT_CODE
+from tests.apps.tiny_data import write_tiny_bundle
+from tests.reliability.helpers import finish, new_rng, run, start
+from tests.reliability.test_kill_training import STEPS, _checkpoint_values, _command
+
+pytestmark = pytest.mark.slow
+
+SLOW_STEP = ["-m", "tests.reliability.slow_child", "--slow", "kaleido_tf.engines.trainer:Trainer._write_scalars=0.3"]
+
+
+def _without_save_steps(command):
+    # Only the end of the run and the SIGTERM save checkpoints; log (and so slow down) every step.
+    return [arg for arg in command if arg != "--save_steps=1"] + ["--log_steps=1"]
+
+
+def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_like_an_uninterrupted_run(tmp_path):
+    list_file, schema, _ = write_tiny_bundle(tmp_path / "data", "pretrain", num_examples=16, num_files=2)
+    whole_dir, stopped_dir = tmp_path / "whole", tmp_path / "stopped"
+    whole = start(_without_save_steps(_command(list_file, schema, whole_dir)))
+
+    rng, seed = new_rng()
+    argv = _without_save_steps(_command(list_file, schema, stopped_dir))
+    process = start(SLOW_STEP + ["--", argv[1]] + argv[2:])
+    deadline = time.time() + 300
+    while not (stopped_dir / TRAINER_MARKER).exists():  # initialised (the handler follows it): the steps follow
+        assert process.poll() is None and time.time() < deadline, process.communicate()[0][-3000:]
+        time.sleep(0.05)
+    delay = rng.uniform(0.2, 2.0)
+    time.sleep(delay)
+    process.send_signal(signal.SIGTERM)
+    code, out = finish(process)
+    where = f"(seed {seed}, SIGTERM {delay:.2f} s after initialisation)"
+    assert code == PREEMPTED_EXIT_CODE == 143, f"{where}\n{out[-3000:]}"
+    line = next(x for x in out.splitlines() if "stopped by SIGTERM" in x)
+    step = int(line.split("at step ")[1].split(";")[0])
+    assert 1 <= step < STEPS, where
+    assert line == (
+        f"[kaleido_tf] stopped by SIGTERM at step {step}; saved checkpoint {stopped_dir}/ckpt-{step}. "
+        f"Run the same command again to resume from it"
+    ), where
+    assert "Traceback" not in out
+    assert sorted(p.name for p in stopped_dir.glob("ckpt-*.index")) == [f"ckpt-{step}.index"], where
+    at_stop = _checkpoint_values(str(stopped_dir / f"ckpt-{step}"))
+    assert int(at_stop["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == step
+
+    code, out = run(argv)
+    assert code == 0, f"{where}\n{out[-3000:]}"
+    assert f"resumed from {stopped_dir}/ckpt-{step} at step {step}" in out and f"finished at step {STEPS}" in out
+    code, whole_out = finish(whole)
+    assert code == 0, whole_out[-3000:]
+
+    # save_counter counts the saves (one more here: the SIGTERM's), not training state.
+    expected = _checkpoint_values(str(whole_dir / f"ckpt-{STEPS}"))
+    got = _checkpoint_values(str(stopped_dir / f"ckpt-{STEPS}"))
+    assert int(got.pop("save_counter/.ATTRIBUTES/VARIABLE_VALUE")) == 2
+    assert int(expected.pop("save_counter/.ATTRIBUTES/VARIABLE_VALUE")) == 1
+    assert set(got) == set(expected) and len(expected) > 100  # weights, Adam slots, step, dropout states
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, atol=1e-6, rtol=0, err_msg=f"{name} {where}")
+    assert int(got["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == STEPS
