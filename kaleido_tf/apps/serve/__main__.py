@@ -1,0 +1,3 @@
+from kaleido_tf.apps.serve.cli import run
+
+run()
