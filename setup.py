@@ -17,7 +17,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["kaleido_tf", "kaleido_tf.*"]),
-    package_data={"kaleido_tf": ["assets/*"]},
+    package_data={"kaleido_tf": ["assets/*", "apps/serve/static/*"]},
     install_requires=[
         "tensorflow~=2.21.0",  # the same minor version as tensorflow-text
         "tensorflow-text~=2.21.0",
@@ -30,9 +30,12 @@ setup(
         "tensorboard",
         "pycocoevalcap",  # caption metrics (BLEU, METEOR, ROUGE-L, CIDEr); METEOR and its tokenizer need Java
         "matplotlib",
+        "fastapi",  # kaleido-serve: the search page and its JSON API
+        "uvicorn",
+        "python-multipart",  # photo uploads
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "psutil", "ruff", "import-linter"],
+        "test": ["pytest", "hypothesis", "psutil", "ruff", "import-linter", "httpx", "selenium"],
         "bench": ["keras-hub"],
         "faiss": ["faiss-cpu"],  # an approximate index for catalogs where exact search is too slow
     },
@@ -44,6 +47,7 @@ setup(
             "kaleido-preprocess=kaleido_tf.preprocessors.cli:run",
             "kaleido-export=kaleido_tf.export.cli:run",
             "kaleido-index=kaleido_tf.apps.index_main:run",
+            "kaleido-serve=kaleido_tf.apps.serve.cli:run",
         ]
     },
 )

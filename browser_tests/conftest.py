@@ -11,6 +11,8 @@ import time
 import urllib.request
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_OUT = os.path.abspath(os.environ.get("KALEIDO_DEMO_OUT", os.path.join(ROOT, "demo_out")))
@@ -56,9 +58,6 @@ def server(demo):
 
 @pytest.fixture(scope="session")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in (

@@ -44,10 +44,10 @@ def main(argv=None):
     try:
         _check(flags)
         # local import: TensorFlow and the web stack load only after the flags are known to be right
-        import uvicorn
+        import uvicorn  # noqa: PLC0415
 
-        from kaleido_tf.apps.serve.app import create_app
-        from kaleido_tf.apps.serve.saved_model_backend import load_backend
+        from kaleido_tf.apps.serve.app import create_app  # noqa: PLC0415
+        from kaleido_tf.apps.serve.saved_model_backend import load_backend  # noqa: PLC0415
 
         backend, catalog = load_backend(flags.export_dir, index_dir=flags.index_dir, catalog=flags.catalog)
         app = create_app(
