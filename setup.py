@@ -35,7 +35,7 @@ setup(
         "python-multipart",  # photo uploads
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "psutil", "ruff", "import-linter", "httpx", "selenium"],
+        "test": ["pytest", "hypothesis", "psutil", "ruff", "import-linter", "httpx", "selenium", "faiss-cpu"],
         "bench": ["keras-hub"],
         "faiss": ["faiss-cpu"],  # an approximate index for catalogs where exact search is too slow
     },
