@@ -7,7 +7,9 @@ ImageNet ResNet-50 features) -> preprocessing (the real pipeline: kaleido patche
 five tasks, masked LM, ITM pairs, retrieval sets) -> pretraining (the seven losses) -> an ITM phase (image-text
 matching alone, fresh in-batch negatives) -> category and subcategory finetuning from the pretrained model (and
 from scratch, to show what pretraining is worth) -> image->text and text->image retrieval with the paper's
-protocol (1 positive + 100 negatives) -> captioning finetuned from the pretrained model -> SavedModel export ->
+protocol (1 positive + 100 negatives) -> captioning finetuned from the pretrained model -> search (retrieval
+finetuning from the ITM-phase weights, an index of the test split, the full-gallery protocol, three text
+queries) -> SavedModel exports (the ITM-phase model and the search model) ->
 a summary table (each metric beside chance, wall time per stage) and `report.png` (loss curves and the table)
 next to the TensorBoard logs. docs/demo.md has the measured numbers and why each stage is there.
 """
