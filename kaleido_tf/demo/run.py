@@ -540,7 +540,7 @@ def run_search_stage(out, data, config, size, stage, progress, itm_dir, results,
         queries = []
         for text, source in search_queries(catalog_path, index.product_ids.tolist()):
             features = encode_query(tokenizer, text, index.manifest["text_length"])
-            hits = search_text(index, model, features, top_k=SEARCH_TOP_K)
+            hits = search_text(index, model, features, top_k=min(SEARCH_TOP_K, index.num_products))
             images = [str(index.image_ids[index.first_image(index.product_row(h.product_id))]) for h in hits]
             queries.append(
                 {
