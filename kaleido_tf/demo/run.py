@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The search stage: retrieval finetuning (ITC + ITM on hard negatives) from the ITM-phase weights; docs/demo.md
 # has the small experiment these values come from.
-SEARCH_STEPS_FULL, SEARCH_STEPS_QUICK = 500, 300
+SEARCH_STEPS_FULL, SEARCH_STEPS_QUICK = 1000, 300
 SEARCH_LEARNING_RATE, SEARCH_ITC_WEIGHT = 1e-3, 1.0
 SEARCH_QUERIES = 3  # text queries drawn in report.png, with their top-5 product images
 SEARCH_TOP_K = 5
