@@ -7,7 +7,9 @@ ImageNet ResNet-50 features) -> preprocessing (the real pipeline: kaleido patche
 five tasks, masked LM, ITM pairs, retrieval sets) -> pretraining (the seven losses) -> an ITM phase (image-text
 matching alone, fresh in-batch negatives) -> category and subcategory finetuning from the pretrained model (and
 from scratch, to show what pretraining is worth) -> image->text and text->image retrieval with the paper's
-protocol (1 positive + 100 negatives) -> captioning finetuned from the pretrained model -> SavedModel export ->
+protocol (1 positive + 100 negatives) -> captioning finetuned from the pretrained model -> search (retrieval
+finetuning from the ITM-phase weights, an index of the test split, the full-gallery protocol, three text
+queries) -> SavedModel exports (the ITM-phase model and the search model) ->
 a summary table (each metric beside chance, wall time per stage) and `report.png` (loss curves and the table)
 next to the TensorBoard logs. docs/demo.md has the measured numbers and why each stage is there.
 """
@@ -26,8 +28,15 @@ from kaleido_tf.utils.io import atomic_write_text
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# The search stage: retrieval finetuning (ITC + ITM on hard negatives) from the ITM-phase weights; docs/demo.md
+# has the small experiment these values come from.
+SEARCH_STEPS_FULL, SEARCH_STEPS_QUICK = 1000, 300
+SEARCH_LEARNING_RATE, SEARCH_ITC_WEIGHT = 1e-3, 1.0
+SEARCH_QUERIES = 3  # text queries drawn in report.png, with their top-5 product images
+SEARCH_TOP_K = 5
 # Sizes: products, views per product, image size, patch-CNN epochs, steps of pretraining (seven losses), of the
-# ITM phase, of each finetuning and of captioning, retrieval queries per direction.
+# ITM phase, of each finetuning and of captioning, retrieval queries per direction, retrieval finetuning steps of
+# the search stage.
 SIZES = {
     "full": dict(
         products=1200,
@@ -39,6 +48,7 @@ SIZES = {
         finetune_steps=400,
         caption_steps=600,
         queries=100,
+        search_steps=SEARCH_STEPS_FULL,
     ),
     "quick": dict(
         products=240,
@@ -50,6 +60,7 @@ SIZES = {
         finetune_steps=120,
         caption_steps=400,
         queries=20,
+        search_steps=SEARCH_STEPS_QUICK,
     ),
 }
 # Patch features: a CNN's features and the crop averaged down to LAYOUT_GRID x LAYOUT_GRID colour pixels.
@@ -383,6 +394,9 @@ def run_training_stages(out, data, config, size, stage, progress):
                 )
             results["metrics"].append((f"{kind} AUC", metrics["auc"], 0.5))
 
+    # After every other training stage, so their random draws (and numbers) are those of a demo without it.
+    search = run_search_stage(out, data, config, size, stage, progress, itm_dir, results)
+
     with stage("export"):
         # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
         from kaleido_tf.export import export_saved_model  # noqa: PLC0415
@@ -394,6 +408,11 @@ def run_training_stages(out, data, config, size, stage, progress):
         )
         print(f"SavedModel: {path}")
         results["export"] = path
+        path = export_saved_model(
+            search["model"], os.path.join(out, "export", "retrieval"), vocab_file=os.path.join(out, "vocab.txt")
+        )
+        print(f"SavedModel (search): {path}")
+        results["search"]["export"] = path
 
     # Acceptance of the full demo: category >= 0.9; both Rank@1 >= 20x chance (1/101).
     category = next(v for n, v, _ in results["metrics"] if n.startswith("category accuracy") and "pretrained" in n)
@@ -404,6 +423,7 @@ def run_training_stages(out, data, config, size, stage, progress):
         "caption CIDEr above the most-common-caption baseline": bool(cider) and cider[0][0] > cider[0][1],
         "img2txt Rank@1 >= 20x chance": rank1[0] >= 20 / 101,
         "txt2img Rank@1 >= 20x chance": rank1[1] >= 20 / 101,
+        **search["checks"],
     }
     # The quick size is judged on what it can learn in a few hundred steps: the self-supervised image tasks and
     # classification must beat chance clearly (1.5x), and retrieval must rank above chance (AUC >= 0.6 against
@@ -417,6 +437,7 @@ def run_training_stages(out, data, config, size, stage, progress):
         and "Rank" not in name
         and "itm" not in name
         and "caption" not in name
+        and not name.startswith("full ")
     ]
     above += [retrieval[kind]["auc"] >= 0.6 for kind in ("img2txt", "txt2img")]
     # The quick size (CI) fails unless those beat chance; the full size reports its acceptance checks above
@@ -424,6 +445,143 @@ def run_training_stages(out, data, config, size, stage, progress):
     results["ok"] = all(above) if size["products"] < SIZES["full"]["products"] else True
     results["above_chance"] = f"{sum(above)}/{len(above)}"
     return results
+
+
+def rerank_depths(gallery):
+    """The re-ranking depths of the search stage: a tenth of the gallery (the acceptance depth) and those of
+    RERANK_KS below the gallery."""
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    from kaleido_tf.evaluators.retrieval_full import RERANK_KS  # noqa: PLC0415
+
+    return sorted({k for k in (gallery // 10, *RERANK_KS) if 1 <= k < gallery})
+
+
+def search_queries(catalog_path, product_ids, count=SEARCH_QUERIES):
+    """`count` text queries from the attributes of indexed products of distinct subcategories (colour, pattern
+    unless solid, subcategory: "red striped t-shirt"), in index order -> [(query, product id)]."""
+    products = set(product_ids)
+    records = {}
+    with open(catalog_path, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record["product_id"] in products:
+                records[record["product_id"]] = record
+    queries, seen = [], set()
+    for product in product_ids:
+        record = records.get(product)
+        if record is None or record["subcategory"] in seen:
+            continue
+        seen.add(record["subcategory"])
+        attributes = record.get("attributes", {})
+        words = [attributes.get("colour"), attributes.get("pattern"), record["subcategory"]]
+        queries.append((" ".join(w for w in words if w and w != "solid"), product))
+        if len(queries) == count:
+            break
+    return queries
+
+
+def run_search_stage(out, data, config, size, stage, progress, itm_dir, results, catalog_path=None):
+    """Retrieval finetuning from the ITM-phase weights, an index of the test split's products, the full-gallery
+    protocol on them and three text queries; appends to `results` (metrics, curves, search) and returns
+    {"model", "metrics", "checks", "queries"}."""
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    from kaleido_tf.apps.index_main import build_tokenizer_for  # noqa: PLC0415
+    from kaleido_tf.engines import Trainer  # noqa: PLC0415
+    from kaleido_tf.evaluators.retrieval_full import DIRECTIONS, PREFIX, format_full_report  # noqa: PLC0415
+    from kaleido_tf.index import build_index  # noqa: PLC0415
+    from kaleido_tf.index.evaluate import evaluate_catalog  # noqa: PLC0415
+    from kaleido_tf.index.query import encode_query, search_text  # noqa: PLC0415
+    from kaleido_tf.model_zoo import registry  # noqa: PLC0415
+    from kaleido_tf.model_zoo.kaleidobert_retrieval_model import (  # noqa: PLC0415
+        IMAGE_PREFIX_KEY,
+        image_prefix_ids_from_vocab,
+    )
+    from kaleido_tf.tasks.retrieval_task import RetrievalTask  # noqa: PLC0415
+
+    catalog_path = catalog_path or os.path.join(out, "catalog", "catalog.jsonl")
+    # The image-only pass's prefix is [CLS] [SEP] of the demo's own vocab; config.json records it, so the model
+    # loaded again (kaleido-index, the export) takes the same ids.
+    config = config.replace(**{IMAGE_PREFIX_KEY: image_prefix_ids_from_vocab(os.path.join(out, "vocab.txt"))})
+    run_dir = os.path.join(out, "runs", "search")
+    with stage("search: retrieval finetuning"):
+        trainer = Trainer(
+            RetrievalTask(config, itc_weight=SEARCH_ITC_WEIGHT),
+            run_dir,
+            learning_rate=SEARCH_LEARNING_RATE,
+            train_steps=size["search_steps"],
+            warmup_ratio=0.1,
+            log_steps=10,
+            progress=progress,
+        )
+        print(trainer.initialize(lambda m: registry.load_weights(m, itm_dir)))
+        logs = trainer.train(
+            _dataset(os.path.join(data, "finetune", "train"), 32, True),
+            32,
+            eval_dataset_fn=_dataset(os.path.join(data, "finetune", "valid"), 32, False),
+        )
+        results["curves"]["search: retrieval finetuning loss"] = [(s, lg["total"]) for s, lg in trainer.history]
+        model = registry.from_pretrained(run_dir, task="retrieval")
+    with stage("search: index and full gallery"):
+        index_dir = os.path.join(out, "index")
+        index = build_index(
+            model,
+            data,
+            index_dir,
+            splits=("test",),
+            batch_size=128,
+            model_dir=run_dir,
+            progress=progress,
+            overwrite=True,
+        )
+        depths = rerank_depths(index.num_products)
+        metrics = evaluate_catalog(model, data, "test", ks=depths, batch_size=256)
+        print(format_full_report(metrics))
+        tokenizer = build_tokenizer_for(index.manifest.get("settings", {}))
+        queries = []
+        for text, source in search_queries(catalog_path, index.product_ids.tolist()):
+            features = encode_query(tokenizer, text, index.manifest["text_length"])
+            hits = search_text(index, model, features, top_k=min(SEARCH_TOP_K, index.num_products))
+            images = [str(index.image_ids[index.first_image(index.product_row(h.product_id))]) for h in hits]
+            queries.append(
+                {
+                    "query": text,
+                    "source_product": source,
+                    "hits": [dict(h.as_dict(), prod_img_id=image) for h, image in zip(hits, images)],
+                }
+            )
+            print(f"query {text!r}: " + ", ".join(f"{h.product_id} {h.score:.3f}" for h in hits))
+    n = int(metrics[f"{PREFIX}/gallery_size"])
+    chance = {k: metrics[f"{PREFIX}/chance/R@{k}"] for k in (1, 5, 10)}
+    for direction in DIRECTIONS:
+        for method in ["itc", *(f"itc+itm@{k}" for k in depths), "itm"]:
+            for k in (1, 10):  # the table's rows; summary.json has R@1/5/10 and the median ranks of each
+                key = f"{PREFIX}/{direction}/{method}/R@{k}"
+                if key in metrics:
+                    results["metrics"].append(
+                        (f"full {direction} {method} R@{k} ({n} products)", metrics[key], chance[k])
+                    )
+    # Acceptance of the full demo: re-ranking a tenth of the gallery, Recall@1 >= 20x chance and at least the
+    # exhaustive ITM ranking's minus 0.02, in both directions.
+    checks = {}
+    tenth = depths[0] if depths and depths[0] <= n // 10 else None
+    for direction in DIRECTIONS:
+        two_stage = metrics.get(f"{PREFIX}/{direction}/itc+itm@{tenth}/R@1") if tenth else None
+        itm = metrics.get(f"{PREFIX}/{direction}/itm/R@1")
+        name = f"full {direction} ITC + ITM@{tenth} R@1"
+        checks[f"{name} >= 20x chance"] = two_stage is not None and two_stage >= 20 * chance[1]
+        checks[f"{name} >= exhaustive ITM R@1 - 0.02"] = (
+            two_stage is not None and itm is not None and two_stage >= itm - 0.02
+        )
+    results["search"] = {
+        "index": index_dir,
+        "export": None,
+        "model_dir": run_dir,
+        "rerank_depths": depths,
+        "eval": {k: float(v) for k, v in logs.items() if k.startswith("eval/")},
+        "queries": queries,
+    }
+    results["search_metrics"] = metrics
+    return {"model": model, "metrics": metrics, "checks": checks, "queries": queries}
 
 
 def write_report(out, results, seconds):
@@ -457,6 +615,8 @@ def write_report(out, results, seconds):
                 "seconds": seconds,
                 "checks": results["checks"],
                 "export": results.get("export"),
+                "search": results.get("search"),
+                "retrieval_full": results.get("search_metrics"),
             },
             indent=2,
         )
@@ -478,9 +638,9 @@ def plot_report(path, results, table):
     # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    fig = plt.figure(figsize=(13, 12))
+    fig = plt.figure(figsize=(13, 16))
     curves = results["curves"]
-    ax = fig.add_axes([0.06, 0.63, 0.4, 0.32])
+    ax = fig.add_axes([0.06, 0.75, 0.4, 0.22])
     steps, losses = zip(*curves["pretrain total loss"]) if curves.get("pretrain total loss") else ((), ())
     ax.plot(steps, losses, label="seven losses")
     if curves.get("ITM phase loss"):
@@ -490,12 +650,12 @@ def plot_report(path, results, table):
         ax.legend(fontsize=8)
     ax.set_title("pretraining: total of the 7 losses, then the ITM phase")
     ax.set_xlabel("step")
-    ax = fig.add_axes([0.56, 0.63, 0.4, 0.32])
+    ax = fig.add_axes([0.56, 0.75, 0.4, 0.22])
     for name, points in curves.items():
-        if name.startswith(("catepred", "subcatepred", "caption")) and points:
+        if name.startswith(("catepred", "subcatepred", "caption", "search")) and points:
             steps, losses = zip(*points)
             ax.plot(steps, losses, label=name, linestyle="--" if "scratch" in name else "-")
-    ax.set_title("finetuning loss: from pretrained vs from scratch; captioning")
+    ax.set_title("finetuning loss: from pretrained vs from scratch; captioning; search")
     ax.set_xlabel("step")
     ax.legend(fontsize=8)
     examples = (results.get("captions") or {}).get("examples", [])[:3]
@@ -504,7 +664,7 @@ def plot_report(path, results, table):
         image_path = os.path.join(images_dir or "", f"{example['prod_img_id']}.png")
         if not os.path.isfile(image_path):
             continue
-        ax = fig.add_axes([0.04 + i * 0.32, 0.44, 0.08, 0.1])
+        ax = fig.add_axes([0.04 + i * 0.32, 0.63, 0.07, 0.07])
         ax.imshow(plt.imread(image_path))
         ax.axis("off")
         ax.text(
@@ -517,15 +677,37 @@ def plot_report(path, results, table):
             fontsize=7,
             va="top",
         )
-    ax = fig.add_axes([0.04, 0.0, 0.92, 0.42])
+    plot_search_queries(fig, plt, (results.get("search") or {}).get("queries", []), images_dir)
+    ax = fig.add_axes([0.04, 0.0, 0.92, 0.5])
     ax.axis("off")
     wrapped = "\n".join(textwrap.fill(line, 110, subsequent_indent="    ") for line in table.splitlines())
-    ax.text(0, 1, wrapped, family="monospace", fontsize=8.5, va="top")
+    ax.text(0, 1, wrapped, family="monospace", fontsize=7.5, va="top")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=90)
     os.replace(tmp, path)
     plt.close(fig)
+
+
+def plot_search_queries(fig, plt, queries, images_dir):
+    """Each text query of the search stage over its top-5 product images (ITC score below each; the product
+    the query was written from framed in green)."""
+    for i, query in enumerate(queries[:SEARCH_QUERIES]):
+        left = 0.04 + i * 0.32
+        fig.text(left, 0.605, textwrap.fill(f"search: {query['query']!r}", 48), fontsize=8, va="top")
+        for j, hit in enumerate(query["hits"][:SEARCH_TOP_K]):
+            image_path = os.path.join(images_dir or "", f"{hit['prod_img_id']}.png")
+            if not os.path.isfile(image_path):
+                continue
+            ax = fig.add_axes([left + j * 0.058, 0.525, 0.054, 0.054])
+            ax.imshow(plt.imread(image_path))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            own = hit["product_id"] == query["source_product"]
+            for spine in ax.spines.values():
+                spine.set_color("green" if own else "0.7")
+                spine.set_linewidth(2.5 if own else 0.5)
+            ax.set_xlabel(f"{hit['rank']}: {hit['score']:.2f}", fontsize=6, labelpad=1)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@
 Prints Accuracy, Rank@1/5/10/100 and AUC one per line, or with ``--json`` one JSON object with the
 keys accuracy, rank@1, rank@5, rank@10, rank@100, auc (null when undefined), queries and pairs.
 A missing or malformed file or a bad flag prints a message on stderr and exits with status 2.
+
+`--protocol sample100` (the default) is the original 1 + 100 candidates of the result files. The full-gallery
+protocol ranks every product of a split against all the others and needs the model, not a result file: its
+entry point is `kaleido-index evaluate --model_dir M --data_dir D` (docs/search.md); `--protocol full` here
+says so and exits with status 2.
 """
 
 import argparse
@@ -15,10 +20,12 @@ import sys
 
 from kaleido_tf.evaluators.retrieval import check_query_type, format_retrieval_report, score_retrieval
 from kaleido_tf.evaluators.retrieval_format import RETRIEVAL_TYPES, read_retrieval_results
+from kaleido_tf.evaluators.retrieval_full import PROTOCOLS
 from kaleido_tf.utils import cli_errors
 
 PROG = "kaleido-eval-retrieval"
 EXIT_USAGE = 2
+FULL_PROTOCOL_ENTRY = "needs the model, run `kaleido-index evaluate --model_dir M --data_dir D`"
 
 
 def build_parser():
@@ -37,6 +44,12 @@ def build_parser():
         required=True,
         choices=RETRIEVAL_TYPES,
         help="txt2img: queries keyed by text_prod_id; img2txt: by image_prod_id",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="sample100",
+        help=f"sample100: the result files' 1 + 100 candidates; full: {FULL_PROTOCOL_ENTRY}",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -66,6 +79,13 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse has printed usage and the error on stderr
         return EXIT_USAGE if e.code else 0
+    if args.protocol == "full":
+        print(
+            f"{PROG}: error: --protocol full ranks a whole split, which a result file of 1 + 100 candidates "
+            f"cannot: it {FULL_PROTOCOL_ENTRY}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         results = read_retrieval_results(args.results, progress=args.progress)
         check_query_type(results, args.type)

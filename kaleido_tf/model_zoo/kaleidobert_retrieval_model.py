@@ -12,6 +12,34 @@ from kaleido_tf.model_zoo.kaleidobert_pretrain_model import as_config
 
 # The variables a pretraining checkpoint lacks: loaded models start them fresh (and the load report says so).
 FRESH_HEADS = ("itc_head",)
+# The config.json key naming the image-only pass's text prefix (token ids of [CLS] [SEP] in the model's vocab);
+# absent: IMAGE_PREFIX_IDS, the ids of the released BERT uncased vocab.
+IMAGE_PREFIX_KEY = "image_prefix_ids"
+PREFIX_TOKENS = ("[CLS]", "[SEP]")
+
+
+def image_prefix_ids_from_vocab(vocab_path):
+    """The ids of [CLS] and [SEP] in a WordPiece vocab file (one token a line), for `IMAGE_PREFIX_KEY`."""
+    with open(vocab_path, encoding="utf-8") as f:
+        ids = {line.rstrip("\n"): i for i, line in enumerate(f)}
+    missing = [t for t in PREFIX_TOKENS if t not in ids]
+    if missing:
+        raise ValueError(f"{vocab_path}: the vocab has no {' '.join(missing)} token (the image-only pass's prefix)")
+    return [ids[t] for t in PREFIX_TOKENS]
+
+
+def resolve_image_prefix_ids(config, image_prefix_ids=None):
+    """The prefix ids: the argument, else the config's `image_prefix_ids` key, else IMAGE_PREFIX_IDS; each id
+    must be inside the config's vocab."""
+    if image_prefix_ids is None:
+        image_prefix_ids = config.extra.get(IMAGE_PREFIX_KEY, IMAGE_PREFIX_IDS)
+    ids = tuple(int(i) for i in image_prefix_ids)
+    if not ids or any(not 0 <= i < config.vocab_size for i in ids):
+        raise ValueError(
+            f"image_prefix_ids {list(ids)} must be 1+ token ids below vocab_size {config.vocab_size}; set the "
+            f"config key {IMAGE_PREFIX_KEY!r} to the ids of [CLS] [SEP] in the model's vocab"
+        )
+    return ids
 
 
 def itc_inputs_text(backbone, features, training=False):
@@ -42,7 +70,8 @@ class KaleidoBERTRetrievalModel(keras.Model):
         config: a KaleidoBERTConfig (or its dict).
         itc_embedding_size: D (256 as ALBEF).
         itc_temperature: initial temperature (0.07, clipped to [0.001, 0.5] as ALBEF does).
-        image_prefix_ids: the text prefix of the image-only pass ([CLS] [SEP]).
+        image_prefix_ids: the text prefix of the image-only pass ([CLS] [SEP]); None: the config's
+            `image_prefix_ids` key, else IMAGE_PREFIX_IDS (the released vocab's ids).
         use_image_mask, fused_qkv: as for the backbone.
     """
 
@@ -51,7 +80,7 @@ class KaleidoBERTRetrievalModel(keras.Model):
         config=None,
         itc_embedding_size=256,
         itc_temperature=0.07,
-        image_prefix_ids=IMAGE_PREFIX_IDS,
+        image_prefix_ids=None,
         use_image_mask=False,
         fused_qkv=False,
         **kwargs,
@@ -62,7 +91,7 @@ class KaleidoBERTRetrievalModel(keras.Model):
         self.task = "retrieval"
         self.itc_embedding_size = itc_embedding_size
         self.itc_temperature = itc_temperature
-        self.image_prefix_ids = tuple(int(i) for i in image_prefix_ids)
+        self.image_prefix_ids = resolve_image_prefix_ids(self.config, image_prefix_ids)
         self.use_image_mask = use_image_mask
         self.fused_qkv = fused_qkv
         c, policy = self.config, self.dtype_policy

@@ -137,3 +137,15 @@ def test_console_entry_in_a_subprocess(results_file, tmp_path):
     assert bad.returncode == 2
     assert "kaleido-eval-retrieval: error: cannot read" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_protocol_sample100_is_the_default_and_full_points_to_kaleido_index(results_file, capsys):
+    args = ["--results", str(results_file), "--type", "img2txt", "--json", "--no-progress"]
+    assert retrieval_cli.main(args) == 0
+    default = capsys.readouterr().out
+    assert retrieval_cli.main(args + ["--protocol", "sample100"]) == 0
+    assert capsys.readouterr().out == default
+    assert retrieval_cli.main(args + ["--protocol", "full"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and "kaleido-index evaluate" in err

@@ -109,3 +109,47 @@ def test_from_pretrained_starts_the_itc_head_fresh_and_says_so():
     np.testing.assert_allclose(
         model.itm_logits(feats).numpy(), pretrain.itm_logits(feats)["nsp_logits"].numpy(), atol=1e-5, rtol=0
     )
+
+
+def test_image_prefix_ids_from_the_config_key_reach_every_builder(tmp_path):
+    from kaleido_tf.model_zoo import registry
+    from kaleido_tf.model_zoo.kaleidobert_retrieval_model import image_prefix_ids_from_vocab
+    from kaleido_tf.tasks.retrieval_task import RetrievalTask
+    from kaleido_tf.utils.model_dir import TRAINER_MARKER
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nred\n", encoding="utf-8")
+    assert image_prefix_ids_from_vocab(str(vocab)) == [2, 3]
+    config = CONFIG.replace(image_prefix_ids=image_prefix_ids_from_vocab(str(vocab)))
+    assert KaleidoBERTRetrievalModel(CONFIG).image_prefix_ids == IMAGE_PREFIX_IDS  # the released vocab's
+    assert registry.build_model(config, task="retrieval", itc_embedding_size=D).image_prefix_ids == (2, 3)
+    model = RetrievalTask(config, itc_embedding_size=D).build_model()
+    assert model.image_prefix_ids == (2, 3)
+    assert KaleidoBERTRetrievalModel(config, image_prefix_ids=(5, 3)).image_prefix_ids == (5, 3)  # argument wins
+    # A training model_dir records the key in config.json: the model loaded again takes the same prefix.
+    run = tmp_path / "run"
+    run.mkdir()
+    config.to_json_file(str(run / "config.json"))
+    (run / TRAINER_MARKER).write_text('{"task": "retrieval"}\n', encoding="utf-8")
+    tf.train.Checkpoint(model=model).save(str(run / "ckpt"))
+    loaded = registry.from_pretrained(str(run), task="retrieval", itc_embedding_size=D)
+    assert loaded.image_prefix_ids == (2, 3)
+    features = _image_only(_features())
+    np.testing.assert_allclose(loaded.embed_image(features).numpy(), model.embed_image(features).numpy(), atol=1e-6)
+    other = KaleidoBERTRetrievalModel(config, image_prefix_ids=IMAGE_PREFIX_IDS, itc_embedding_size=D)
+    other.build()
+    other.set_weights(model.get_weights())
+    assert np.abs(other.embed_image(features).numpy() - model.embed_image(features).numpy()).max() > 1e-4
+
+
+def test_image_prefix_ids_outside_the_vocab_are_refused(tmp_path):
+    import pytest
+
+    from kaleido_tf.model_zoo.kaleidobert_retrieval_model import image_prefix_ids_from_vocab
+
+    with pytest.raises(ValueError, match="below vocab_size 110"):
+        KaleidoBERTRetrievalModel(CONFIG.replace(image_prefix_ids=[2, 200]))
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[CLS]\nred\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"no \[SEP\] token"):
+        image_prefix_ids_from_vocab(str(vocab))
