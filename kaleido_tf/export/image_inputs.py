@@ -21,6 +21,7 @@ import types
 
 import tensorflow as tf
 
+from kaleido_tf.datasets.schema import FEATURE_MIN_LENGTH
 from kaleido_tf.preprocessors.feature_extractor import EXTRACTOR_NAMES, build_feature_extractor
 from kaleido_tf.preprocessors.foreground import FOREGROUND_METHODS, ForegroundDetector
 from kaleido_tf.preprocessors.graph_extractor import GraphImagePath
@@ -33,7 +34,8 @@ SUMMARY = "summary.json"
 class ImagePathSettings:
     """The preprocessing settings the in-graph image path needs (names as the `kaleido-preprocess` flags).
 
-    feature_dtype "float16" rounds the features to float16 and back, as the preprocessing shards store them.
+    feature_dtype "float16" rounds the features of each level to float16 and back where the shards store that
+    field as float16 (feature fields of at least FEATURE_MIN_LENGTH values, datasets/schema.py).
     """
 
     feature_extractor: str = "resnet50"
@@ -178,12 +180,9 @@ class RawImageFeatures(tf.Module):
         return self._path["path"]
 
     def patches(self, image_bytes):
-        """image_bytes [B] -> features [B, 55, F] (stored dtype applied), positions [B, 55, 5]."""
+        """image_bytes [B] -> features [B, 55, F], positions [B, 55, 5] (float32, as computed)."""
         out = self.image_path.run(image_bytes)
-        features = out["features"]  # [B, 55, F]
-        if self.settings.feature_dtype == "float16":
-            features = tf.cast(tf.cast(features, tf.float16), tf.float32)
-        return features, out["positions"]
+        return out["features"], out["positions"]
 
     def __call__(self, image_bytes):
         features, positions = self.patches(image_bytes)
@@ -195,6 +194,9 @@ class RawImageFeatures(tf.Module):
         levels = [n for n in self.field_names if n.startswith("img_feature_convert_")]
         positions_names = [n for n in self.field_names if n.startswith("img_loc_position_")]
         for feature_name, position_name, start, size in zip(levels, positions_names, LEVEL_OFFSETS, LEVEL_SIZES):
-            fields[feature_name] = tf.reshape(features[:, start : start + size], [b, size * self.feature_size])
+            flat = tf.reshape(features[:, start : start + size], [b, size * self.feature_size])
+            if self.settings.feature_dtype == "float16" and size * self.feature_size >= FEATURE_MIN_LENGTH:
+                flat = tf.cast(tf.cast(flat, tf.float16), tf.float32)  # as the shards store this field
+            fields[feature_name] = flat
             fields[position_name] = tf.reshape(positions[:, start : start + size], [b, size * POSITION_SIZE])
         return fields
