@@ -167,10 +167,16 @@ def test_retrieval_raw_signatures_and_catalog_search(prep, retrieval):
     np.testing.assert_allclose(itm["logits"].numpy(), want, atol=1e-3)
 
 
-def test_caption_image_equals_caption_on_offline_features(prep):
+@pytest.fixture(scope="module")
+def captioner(prep):
     tokens = CaptionTokens.from_vocab_file(prep["vocab"])
     model = kaleido_tf.from_pretrained(TINY_CHECKPOINT, task="caption", **dataclasses.asdict(tokens))
-    _, loaded = _export(prep, model, "caption")
+    path, loaded = _export(prep, model, "caption")
+    return model, path, loaded
+
+
+def test_caption_image_equals_caption_on_offline_features(prep, captioner):
+    model, _, loaded = captioner
     got = loaded.signatures["caption_image"](image_bytes=tf.constant(prep["blobs"]))
     want = loaded.signatures["caption"](**_features(prep, model))
     np.testing.assert_array_equal(got["caption"].numpy(), want["caption"].numpy())
@@ -245,3 +251,144 @@ def test_non_finite_features_are_refused(prep, classifier, retrieval):
     inputs["img_feature_convert_blank_mask"] = np.full_like(features["img_feature_convert_blank_mask"], np.nan)
     inputs["img_loc_position_rotation"] = np.zeros_like(features["img_loc_position_rotation"])
     _refused(itm, "input img_feature_convert_blank_mask: non-finite", **signature_inputs(itm, inputs))
+
+
+# --------------------------------------------------------------------------- TF Serving REST, as documented
+DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "serving.md")
+TOP_K_KEYS = {"top_class_names", "top_class_ids", "top_probabilities", "product_ids", "scores", "product_rows", "texts"}
+
+# Decodes requests as TF Serving's REST layer does (row format, {"b64": ...} -> bytes), runs them through the
+# loaded SavedModel and encodes the response as it does (string outputs as UTF-8, "_bytes" keys as b64).
+REST_SCRIPT = """
+import base64, json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+
+def decode(value):
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+def encode(key, value):
+    if isinstance(value, np.ndarray):
+        return [encode(key, v) for v in value]
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode()} if key.endswith("_bytes") else value.decode("utf-8")
+    return value.item() if hasattr(value, "item") else value
+
+jobs = json.load(open(sys.argv[1]))
+loaded, answers = {}, []
+for job in jobs:
+    model = loaded.setdefault(job["path"], tf.saved_model.load(job["path"]))
+    request = job["request"]
+    instances = request["instances"]
+    columns = {key: tf.constant([decode(row[key]) for row in instances]) for key in instances[0]}
+    result = {k: v.numpy() for k, v in model.signatures[request["signature_name"]](**columns).items()}
+    answers.append({"predictions": [{k: encode(k, v[i]) for k, v in result.items()} for i in range(len(instances))]})
+assert not [m for m in sys.modules if m.startswith("kaleido_tf")], "kaleido_tf was imported"
+json.dump(answers, open(sys.argv[2], "w"))
+"""
+
+
+def documented_rest():
+    """{signature: (request, response)} from the marked JSON blocks of docs/serving.md."""
+    import json
+    import re
+
+    with open(DOCS, encoding="utf-8") as f:
+        text = f.read()
+    blocks = re.findall(r"<!-- rest: (\w+) (request|response) -->\s*```json\n(.*?)```", text, re.S)
+    out = {}
+    for name, part, body in blocks:
+        out.setdefault(name, {})[part] = json.loads(body)
+    return {name: (parts["request"], parts["response"]) for name, parts in out.items()}
+
+
+def _depth(value):
+    return 1 + _depth(value[0]) if isinstance(value, list) else 0
+
+
+def _jpeg(png_bytes):
+    import io
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png_bytes)).convert("RGB").save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def test_documented_rest_requests_answer_as_documented(prep, classifier, retrieval, captioner, tmp_path):
+    import base64
+    import json
+    import sys
+
+    docs = documented_rest()
+    paths = {"classify_image": classifier[1], "classify_raw": classifier[1], "caption_image": captioner[1]}
+    paths.update(dict.fromkeys(("itm_score_raw", "embed_image_raw", "search_text", "search_image"), retrieval[2]))
+    assert set(docs) == set(paths), "docs/serving.md documents another set of raw signatures"
+    images = [_jpeg(prep["blobs"][0]), prep["blobs"][1]]  # a JPEG file's bytes, then a PNG's
+
+    def with_images(request):
+        request = json.loads(json.dumps(request))
+        for i, row in enumerate(request["instances"]):
+            for key, value in row.items():
+                if isinstance(value, dict) and "b64" in value:
+                    row[key] = {"b64": base64.b64encode(images[i % 2]).decode()}
+        assert request["signature_name"] in paths
+        return request
+
+    jobs = [{"path": paths[name], "request": with_images(request)} for name, (request, _) in sorted(docs.items())]
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    (tmp_path / "rest.py").write_text(REST_SCRIPT)
+    run_subprocess([sys.executable, "rest.py", "jobs.json", "answers.json"], cwd=str(tmp_path))
+    answers = json.loads((tmp_path / "answers.json").read_text())
+
+    loaded = {classifier[1]: classifier[2], retrieval[2]: retrieval[3], captioner[1]: captioner[2]}
+    for job, answer in zip(jobs, answers):
+        name = job["request"]["signature_name"]
+        documented = docs[name][1]["predictions"]
+        assert len(answer["predictions"]) == len(job["request"]["instances"]) == len(documented), name
+        # the same answer as the exporting process gives for the same bytes and strings
+        instances = job["request"]["instances"]
+        columns = {
+            key: tf.constant(
+                [base64.b64decode(r[key]["b64"]) if isinstance(r[key], dict) else r[key] for r in instances]
+            )
+            for key in instances[0]
+        }
+        want = loaded[job["path"]].signatures[name](**columns)
+        for got, doc, i in zip(answer["predictions"], documented, range(len(documented))):
+            assert set(got) == set(doc), f"{name}: keys {sorted(got)} != documented {sorted(doc)}"
+            for key, value in got.items():
+                assert _depth(value) == _depth(doc[key]), f"{name}.{key}: rank differs from the docs"
+                if key in TOP_K_KEYS:
+                    assert len(value) == len(doc[key]) == 3, f"{name}.{key}: not top_k=3 long"
+                expected = np.asarray(want[key].numpy()[i])
+                if expected.dtype.kind in "OS":
+                    decoded = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(expected)
+                    assert np.asarray(value, dtype=object).tolist() == decoded.tolist(), f"{name}.{key}"
+                else:
+                    np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=1e-6, err_msg=f"{name}.{key}")
+                    assert isinstance(np.asarray(value).tolist(), type(np.asarray(doc[key]).tolist()))
+    # the class names a client reads are the export's
+    assert answers[[j["request"]["signature_name"] for j in jobs].index("classify_image")]["predictions"][0][
+        "class_name"
+    ].startswith("class_")
+
+
+def test_cli_raw_flags_fail_in_one_line(tmp_path):
+    import contextlib
+    import io
+
+    from kaleido_tf.export import cli
+
+    for args, message in (
+        (["--index_dir", "ix"], "--index_dir needs --preprocess_dir"),
+        (["--preprocess_dir", str(tmp_path)], "no summary.json"),
+        (["--top_k", "0"], "--top_k must be >= 1"),
+    ):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main(["--model", TINY_CHECKPOINT, "--export_dir", str(tmp_path / "e"), *args])
+        lines = err.getvalue().strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], err.getvalue()
