@@ -5,6 +5,8 @@
                    --label_map category_map.json --export_dir serving/kaleido_category --version 3
     kaleido-export --model checkpoints/caption --task caption --vocab_file vocab.txt --beam_size 3 \
                    --export_dir serving/kaleido_caption
+    kaleido-export --model checkpoints/finetuned --task catepred --preprocess_dir data/prep \
+                   --export_dir serving/kaleido_category        # + classify_image (JPEG/PNG bytes in)
 
 Writes EXPORT_DIR/<version>/ (default: one after the largest existing version) atomically and prints its
 path. Exit status 2 with a one-line message on bad input.
@@ -30,9 +32,9 @@ def build_parser():
     parser.add_argument(
         "--task",
         default="pretrain",
-        choices=("pretrain", "catepred", "subcatepred", "caption"),
+        choices=("pretrain", "catepred", "subcatepred", "caption", "retrieval"),
         help="pretrain: itm_score/embed signatures; catepred/subcatepred: classify/embed; "
-        "caption: the caption signature.",
+        "caption: the caption signature; retrieval: embed_text/embed_image/itm_score.",
     )
     parser.add_argument(
         "--num_classes", type=int, default=None, help="classes of a classifier head absent from the checkpoint."
@@ -72,7 +74,43 @@ def build_parser():
         default=None,
         help="caption: generated tokens at most, [SEP] included (default: text_seq_len - 1).",
     )
+    raw = parser.add_argument_group("raw-input signatures (image bytes and text in; docs/serving.md)")
+    raw.add_argument(
+        "--preprocess_dir",
+        default=None,
+        help="the kaleido-preprocess output the model's data came from: adds classify_image / itm_score_raw / "
+        "embed_image_raw / caption_image with its image settings (summary.json).",
+    )
+    raw.add_argument(
+        "--resnet_weights", default=None, help="with --preprocess_dir: where the ResNet-50 weights file is now."
+    )
+    raw.add_argument(
+        "--feature_model", default=None, help="with --preprocess_dir: where the saved .keras feature model is now."
+    )
+    raw.add_argument("--max_pixels", type=int, default=None, help="images whose header claims more pixels are refused.")
+    raw.add_argument(
+        "--index_dir",
+        default=None,
+        help="retrieval: a kaleido-index build directory: adds search_text / search_image over its catalog.",
+    )
+    raw.add_argument("--top_k", type=int, default=10, help="results of search_* and ranked classes of classify_*.")
     return parser
+
+
+def _image_path(args):
+    if args.preprocess_dir is None:
+        for flag in ("resnet_weights", "feature_model", "max_pixels", "index_dir"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag} needs --preprocess_dir (the preprocessing settings of the images)")
+        return None
+    from kaleido_tf.export.image_inputs import ImagePathSettings  # noqa: PLC0415
+
+    return ImagePathSettings.from_preprocess_dir(
+        args.preprocess_dir,
+        resnet_weights=args.resnet_weights,
+        feature_model=args.feature_model,
+        max_pixels=args.max_pixels,
+    )
 
 
 @cli_errors.cli("kaleido-export")
@@ -81,9 +119,13 @@ def main(argv=None):
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
     from kaleido_tf.convert.tf1_converter import CheckpointError  # noqa: PLC0415
     from kaleido_tf.export.exporter import export_saved_model  # noqa: PLC0415
+    from kaleido_tf.index.errors import SearchIndexError  # noqa: PLC0415
     from kaleido_tf.model_zoo.registry import from_pretrained  # noqa: PLC0415
 
     try:
+        if args.top_k < 1:
+            raise ValueError(f"--top_k must be >= 1, got {args.top_k}")
+        image_path = _image_path(args)
         model_kwargs = {}
         if args.task == "caption":
             # local import: TensorFlow loads after the flags are parsed (--help stays fast)
@@ -105,8 +147,11 @@ def main(argv=None):
             max_text_length=args.max_text_length,
             overwrite=args.overwrite,
             text_signatures=args.text_signatures,
+            image_path=image_path,
+            index_dir=args.index_dir,
+            top_k=args.top_k,
         )
-    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
+    except (CheckpointError, SearchIndexError, FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
         print(f"kaleido-export: error: {e}", file=sys.stderr)
         return 2
     print(path)

@@ -114,6 +114,38 @@ def _caption_vocab(model, vocab_file):
     return DEFAULT_VOCAB
 
 
+def _add_raw_signatures(module, model, image_path, index_dir, top_k):
+    """The raw signatures of `module` (None without image_path) -> {"settings", "index"} for the metadata."""
+    # local imports: the image path and the index load only for exports that ask for them
+    from kaleido_tf.export.image_inputs import ImagePathSettings  # noqa: PLC0415
+    from kaleido_tf.export.raw_signatures import add_raw_signatures  # noqa: PLC0415
+
+    if image_path is None:
+        if index_dir is not None:
+            raise ValueError("index_dir needs image_path (the preprocessing settings of the catalog's images)")
+        return None
+    if isinstance(image_path, ImagePathSettings):
+        settings = image_path.checked()
+    elif isinstance(image_path, dict):
+        settings = ImagePathSettings(**image_path).checked()
+    else:
+        settings = ImagePathSettings.from_preprocess_dir(image_path)
+    index, index_info = None, None
+    if index_dir is not None:
+        from kaleido_tf.index import SearchIndex, model_fingerprint  # noqa: PLC0415
+
+        index = SearchIndex.load(os.fspath(index_dir))
+        index.check_model(model_fingerprint(model), where="the exported model")
+        index_info = {
+            "products": index.num_products,
+            "images": index.num_images,
+            "fingerprint": index.fingerprint,
+            "top_k": min(int(top_k), index.num_products),
+        }
+    add_raw_signatures(module, settings, index=index, top_k=top_k)
+    return {"settings": settings, "index": index_info}
+
+
 def export_saved_model(
     model,
     export_dir,
@@ -126,6 +158,9 @@ def export_saved_model(
     text_signatures=True,
     beam_size=None,
     max_caption_length=None,
+    image_path=None,
+    index_dir=None,
+    top_k=10,
 ):
     """Exports `model` as the SavedModel EXPORT_DIR/<version>/ for TF Serving; returns that path.
 
@@ -145,6 +180,12 @@ def export_saved_model(
         beam_size, max_caption_length: generation settings of a captioner's `caption` signature (default:
             the model's); the captioner's vocab_file decodes the captions (default: the packaged vocab, when
             it fits).
+        image_path: adds the raw-input signatures (export/raw_signatures.py: image bytes and text in) with the
+            in-graph image path of these preprocessing settings: an `ImagePathSettings`, a dict of its
+            fields, or a preprocessing output directory (its summary.json); None: feature signatures only.
+        index_dir: a retrieval model's catalog index (kaleido-index build): adds search_text / search_image
+            over its vectors, stored in the SavedModel (needs image_path).
+        top_k: results of the search signatures and ranked classes of classify_image / classify_raw.
     """
     captioner = isinstance(model, KaleidoBERTCaptioner)
     retrieval = isinstance(model, KaleidoBERTRetrievalModel)
@@ -170,6 +211,8 @@ def export_saved_model(
     else:
         encoder = _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures)
         module = KaleidoServingModule(model, text_encoder=encoder, class_names=names, text_length=text_length)
+
+    raw = _add_raw_signatures(module, model, image_path, index_dir, top_k)
 
     steps = tqdm(total=len(module.signature_names) + 2, desc=f"export version {number}", unit="step", leave=False)
     with steps, atomic_directory(path, overwrite=overwrite) as tmp:
@@ -209,6 +252,8 @@ def export_saved_model(
                 "length_penalty": module.length_penalty,
                 "no_repeat_ngram_size": module.no_repeat_ngram_size,
             },
+            "image_path": None if raw is None else raw["settings"].to_dict(),
+            "index": None if raw is None else raw["index"],
             "custom_ops": custom_ops(tmp),
             "config": model.config.to_dict(),
         }

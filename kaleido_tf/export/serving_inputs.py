@@ -71,7 +71,8 @@ def patch_fields(config, use_image_mask=False):
 
 
 def check_inputs(features, fields, vocab_size=None, batch_size=None, batch_source=None):
-    """Asserts inside the graph that every input is [B, width] with one B; returns the checked features.
+    """Asserts inside the graph that every input is [B, width] with one B and float inputs are finite;
+    returns the checked features.
 
     features: {name: tensor} holding every field. With `vocab_size`, `input_ids` must lie in [0, vocab_size)
     (a GPU gather would otherwise return zeros for an id out of range instead of failing).
@@ -108,6 +109,14 @@ def check_inputs(features, fields, vocab_size=None, batch_size=None, batch_sourc
                 name=f"check_{field.name}_batch",
             )
         )
+        if field.dtype == "float32":  # NaN features would give NaN probabilities, an argmax of class 0
+            checks.append(
+                tf.raw_ops.Assert(
+                    condition=tf.reduce_all(tf.math.is_finite(value)),
+                    data=[f"input {field.name}: non-finite values (NaN or Inf); send finite features"],
+                    name=f"check_{field.name}_finite",
+                )
+            )
     if vocab_size is not None and "input_ids" in features:
         ids = features["input_ids"]
         in_range = tf.reduce_all(tf.logical_and(ids >= 0, ids < vocab_size))
@@ -125,3 +134,30 @@ def check_inputs(features, fields, vocab_size=None, batch_size=None, batch_sourc
         )
     with tf.control_dependencies(checks):
         return {name: tf.identity(value) for name, value in features.items()}
+
+
+def check_text(text, name="text"):
+    """Asserts that every string of `text` [B] is valid UTF-8 and not empty (nor only spaces); returns it.
+
+    Used by the raw-input signatures: an empty query would match everything equally, and bytes that are not
+    UTF-8 would be tokenised into [UNK]s, both a silently meaningless answer.
+    """
+    text = tf.convert_to_tensor(text, tf.string)
+    decoded = tf.strings.unicode_decode(text, "UTF-8", errors="ignore")  # ragged [B, (chars)]
+    valid = tf.equal(tf.strings.unicode_encode(decoded, "UTF-8"), text)  # [B]: invalid bytes were dropped
+    bad = tf.cast(tf.where(tf.logical_not(valid))[:, 0], tf.int32)
+    empty = tf.cast(tf.where(tf.equal(tf.strings.length(tf.strings.strip(text)), 0))[:, 0], tf.int32)
+    checks = [
+        tf.raw_ops.Assert(
+            condition=tf.equal(tf.size(bad), 0),
+            data=[f"input {name}: not valid UTF-8 at rows", bad],
+            name=f"check_{name}_utf8",
+        ),
+        tf.raw_ops.Assert(
+            condition=tf.equal(tf.size(empty), 0),
+            data=[f"input {name}: empty text at rows", empty],
+            name=f"check_{name}_empty",
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(text)

@@ -4,6 +4,8 @@ A subclass sets `self._functions` ({signature name: tf.function with an input si
 and `model_variables = []` in its constructor, and gives `describe` the input fields its signatures take.
 """
 
+import types
+
 import tensorflow as tf
 
 
@@ -11,6 +13,17 @@ class SignatureModule(tf.Module):
     @property
     def signature_names(self):
         return list(self._functions)
+
+    def add_functions(self, functions, fields=None):
+        """Adds signatures ({name: tf.function with an input signature}) beside the constructor's ones.
+
+        fields: {input name: JSON-friendly description} of inputs the module's own `describe` does not know.
+        """
+        clash = sorted(set(functions) & set(self._functions))
+        if clash:
+            raise ValueError(f"signatures already defined: {', '.join(clash)}")
+        self._functions = types.MappingProxyType(dict(self._functions, **functions))
+        self._extra_fields = types.MappingProxyType(dict(getattr(self, "_extra_fields", {}), **(fields or {})))
 
     def concrete_function(self, signature_name):
         """Traces (once) and returns the concrete function of a signature."""
@@ -40,6 +53,7 @@ class SignatureModule(tf.Module):
 
         fields: {input name: JSON-friendly description}; extra: more keys for every signature.
         """
+        fields = dict(fields, **getattr(self, "_extra_fields", {}))
         description = {}
         for name in self._functions:
             function = self.concrete_function(name)
