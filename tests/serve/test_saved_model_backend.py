@@ -54,9 +54,10 @@ class ColourModule(tf.Module):
     def classify_image(self, image_bytes):
         m = self._mean(image_bytes)
         p_tops = tf.where(m[:, 0] > m[:, 2], 0.8, 0.3)
-        b = tf.shape(image_bytes)[0]
-        names = tf.tile(tf.constant([["tops", "bottoms"]]), [b, 1])
-        return {"class_names": names, "probabilities": tf.stack([p_tops, 1.0 - p_tops], axis=1)}
+        probabilities = tf.stack([p_tops, 1.0 - p_tops], axis=1)  # [B, 2] by class id
+        top, ids = tf.math.top_k(probabilities, k=2)  # best first, as the exported classify_image
+        names = tf.gather(tf.constant(["tops", "bottoms"]), ids)
+        return {"top_class_names": names, "top_probabilities": top}
 
 
 def _export(module, path, task, names):

@@ -137,10 +137,9 @@ class SavedModelBackend(Backend):
         result = {}
         for head, fn in self.heads.items():
             out = self._call(fn, [image_bytes], tf.string)
-            names = [n.decode("utf-8") for n in np.asarray(out["class_names"])[0]]
-            probabilities = np.asarray(out["probabilities"], np.float32)[0]
-            order = np.argsort(-probabilities, kind="stable")
-            result[head] = [(names[i], float(probabilities[i])) for i in order]
+            names = [n.decode("utf-8") for n in np.asarray(out["top_class_names"])[0]]  # best first
+            probabilities = np.asarray(out["top_probabilities"], np.float32)[0]
+            result[head] = [(name, float(p)) for name, p in zip(names, probabilities)]
         return result
 
     def caption_image(self, image_bytes):
