@@ -56,7 +56,7 @@ def main(argv=None):
             max_upload_bytes=int(flags.max_upload_mb * 1024 * 1024),
             max_pixels=int(flags.max_megapixels * 1e6),
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # TensorFlow's load errors are RuntimeErrors
         if flags.traceback:
             raise
         print(f"kaleido-serve: error: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_text  # noqa: F401 (registers the in-graph WordPiece ops the exports use)
 
 from kaleido_tf.apps.serve.backend import Backend
 from kaleido_tf.apps.serve.catalog_store import CatalogStore
