@@ -171,7 +171,7 @@ def test_training_app_one_line_for_an_unwritable_model_dir_and_traceback_on_requ
 @pytest.mark.slow
 def test_convert_tool_one_line_for_an_unwritable_output(pretrain_bundle):
     _, _, _, blocker = pretrain_bundle
-    code, out = run(["-m", "kaleido_tf.convert.cli", f"--tf1_checkpoint={TINY}", f"--output_dir={blocker}/out"])
+    code, out = run(["-m", "kaleido_tf.apps.convert_main", f"--tf1_checkpoint={TINY}", f"--output_dir={blocker}/out"])
     assert code == 2, out[-3000:]
     line = _one_line(out, "kaleido-convert: error: ")
     assert str(blocker) in line, line
