@@ -3,12 +3,13 @@
 #   make test   installs into .venv and runs the test suite
 #   make search-demo  the catalog search page over the demo's outputs (after make demo)
 #   make lint   ruff (lint and format check) and import-linter's layering contracts (docs/architecture.md)
+#   make serving-compat  the demo's exports answer the same under TF Serving's TensorFlow (after make demo-quick)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: install demo demo-quick search-demo test lint bench clean
+.PHONY: install demo demo-quick search-demo serving-compat test lint bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,20 @@ search-demo: install
 	$(VENV)/bin/kaleido-serve --export_dir $(DEMO_OUT)/export --index_dir $(DEMO_OUT)/index \
 		--catalog $(DEMO_OUT)/catalog/catalog.jsonl $(SERVE_ARGS)
 
+# A second virtualenv with the TensorFlow and TensorFlow Text of the newest TF Serving release, nothing else:
+# the demo's SavedModels must load there and answer as in the exporting environment (docs/serving.md).
+COMPAT_VENV ?= .venv-compat
+COMPAT_TF ?= 2.20.*
+$(COMPAT_VENV)/.installed:
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install -q "tensorflow==$(COMPAT_TF)" "tensorflow-text==$(COMPAT_TF)" numpy
+	touch $@
+
+serving-compat: install $(COMPAT_VENV)/.installed
+	$(PY) tools/serving_compat.py record --demo_dir $(DEMO_OUT)
+	$(COMPAT_VENV)/bin/python tools/serving_compat.py check --demo_dir $(DEMO_OUT)
+
 test: install
 	$(PY) -m pytest tests
 
@@ -41,4 +56,4 @@ bench: install
 	$(PY) bench/data_pipeline.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) $(COMPAT_VENV) demo_out .pytest_cache
