@@ -35,6 +35,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -48,6 +49,10 @@ BATCH = 16
 
 class ParityError(Exception):
     """A problem with the demo directory or the flags: one line, exit 2."""
+
+
+def _progress(line):
+    print(line, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- held-out examples
@@ -100,9 +105,10 @@ def graph_patches(image_path, blobs):
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
     import tensorflow as tf  # noqa: PLC0415
 
+    patches = tf.function(image_path.patches, input_signature=[tf.TensorSpec([], tf.string)])
     per_image = []
     for blob in blobs:
-        crops, positions, box, _ = image_path.patches(tf.constant(blob))
+        crops, positions, box, _ = patches(tf.constant(blob))
         per_image.append({"crops": crops.numpy(), "positions": positions.numpy(), "box": box.numpy()})
     features = np.concatenate(
         [image_path(tf.constant(blobs[i : i + BATCH]))["features"].numpy() for i in range(0, len(blobs), BATCH)]
@@ -140,11 +146,16 @@ def image_path_parity(settings, files, examples=None):
     for file in files:
         with open(file, "rb") as f:
             blobs.append(f.read())
+    _progress(f"graph path: {len(blobs)} images")
     graph, graph_features = graph_patches(path, blobs)
     boxes_same = positions_same = crops_same = 0
     crop_max, crop_pixels, crop_total, feature_rel = 0, 0, 0, 0.0
     offline_features = []
+    start = time.monotonic()
     for i, file in enumerate(files):
+        if i and i % 10 == 0:
+            rate = i / (time.monotonic() - start)
+            _progress(f"offline path: {i}/{len(files)} images, {rate:.1f}/s, ETA {(len(files) - i) / rate:.0f} s")
         offline = offline_patches(settings, extractor, file)
         offline_features.append(offline["features"])
         boxes_same += int(np.array_equal(offline["box"], graph[i]["box"]))
@@ -298,13 +309,17 @@ def run(demo_dir, split="test", work_dir=None):
         run_dir = os.path.join(demo_dir, "runs", f"{task}_pretrained")
         if not os.path.isdir(run_dir):
             raise ParityError(f"no {run_dir}: the demo's finetuned {label} classifier (run the demo first)")
-        model = from_pretrained(run_dir, task=task)
         label_map = os.path.join(data, "label_maps", f"{label}.json")
+        with open(label_map, encoding="utf-8") as f:
+            num_classes = len(json.load(f))
+        model = from_pretrained(run_dir, task=task, num_classes=num_classes)
+        _progress(f"{task}: export with the raw signatures, then compare")
         loaded = export_with_raw(model, os.path.join(work, task), data, vocab, label_map)
         report[task] = classifier_parity(model, loaded, examples, blobs)
     itm_dir = os.path.join(demo_dir, "runs", "itm")
     if not os.path.isdir(itm_dir):
         raise ParityError(f"no {itm_dir}: the demo's ITM model (run the demo first)")
+    _progress("itm: export with the raw signatures, then compare")
     loaded = export_with_raw(from_pretrained(itm_dir), os.path.join(work, "pretrain"), data, vocab)
     report["itm"] = itm_parity(loaded, examples, blobs)
     report["ok"] = report["image_path"]["ok"] and all(
