@@ -44,8 +44,10 @@ serving-compat: install $(COMPAT_VENV)/.installed
 	$(PY) tools/serving_compat.py record --demo_dir $(DEMO_OUT)
 	$(COMPAT_VENV)/bin/python tools/serving_compat.py check --demo_dir $(DEMO_OUT)
 
+# The suite runs in one worker per logical CPU (pytest-xdist); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= logical
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(TEST_WORKERS) tests
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -35,7 +35,17 @@ setup(
         "python-multipart",  # photo uploads
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "psutil", "ruff", "import-linter", "httpx", "selenium", "faiss-cpu"],
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "hypothesis",
+            "psutil",
+            "ruff",
+            "import-linter",
+            "httpx",
+            "selenium",
+            "faiss-cpu",
+        ],
         "bench": ["keras-hub"],
         "faiss": ["faiss-cpu"],  # an approximate index for catalogs where exact search is too slow
     },
