@@ -25,14 +25,11 @@ from kaleido_tf.export.exporter import export_saved_model
 from kaleido_tf.model_zoo import registry
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 from kaleido_tf.optimizers import compute_train_steps
+from kaleido_tf.utils.app_logging import configure_app_logging, say
 from kaleido_tf.utils.cli_errors import guard
 from kaleido_tf.utils.io import atomic_write_text
 
 logger = logging.getLogger("kaleido_tf")
-
-
-def say(message):
-    print(f"[kaleido_tf] {message}", flush=True)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -193,13 +190,14 @@ def check_same_config(model_config, model_dir, resumed):
 
 
 def init_fn(source):
-    """Initialisation from `source` when there is no checkpoint to resume; random init is announced."""
+    """Initialisation from `source` when there is no checkpoint to resume; returns the sentence saying which
+    (the trainer logs it, once)."""
 
     def init(model):
-        if not source or source == "random":
-            message = "random initialisation (no --pretrain_model_name_or_path given)"
-            say(f"WARNING: {message}")
-            return message
+        if source == "random":
+            return "random initialisation (--pretrain_model_name_or_path=random)"
+        if not source:
+            return "random initialisation (no --pretrain_model_name_or_path given)"
         return registry.load_weights(model, source)
 
     return init
@@ -341,6 +339,7 @@ def main_wrapper(main):
     code 2 (`kaleido_tf.utils.cli_errors`); a SIGTERM during training, a checkpoint and exit code 143."""
 
     def wrapped(argv):
+        configure_app_logging()  # each sentence once, `[kaleido_tf] ...` (not again through absl's handler)
         try:
             check_flag_ranges()  # before any work
             return main(argv)
