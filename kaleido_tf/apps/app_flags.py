@@ -4,6 +4,8 @@ EasyTransfer's own flags (`--workerGPU`, `--workerCount`, `--worker_hosts`, `--t
 accepted too. Flags the port adds are marked "(kaleido_tf)".
 """
 
+import sys
+
 from absl import flags
 
 
@@ -12,6 +14,18 @@ class UsageError(ValueError):
 
 
 FLAGS = flags.FLAGS
+
+
+def list_in_help(*modules):
+    """Makes `--help` list the flags defined in `modules` (names, `__main__` included).
+
+    absl's `--help` shows only the key flags of the main module, which it takes to be `sys.argv[0]`: the
+    script, the file run by `python -m` or the console script, never the module that defined the flags. Without
+    this, `--help` listed no flag at all and sent the user to `--helpfull` (absl's own flags included).
+    """
+    for module in modules:
+        for flag in FLAGS.get_flags_for_module(module):
+            FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def define_flags():
@@ -108,7 +122,7 @@ def define_flags():
         None,
         "(kaleido_tf) --task=caption: masked tokens per caption at most (default: ceil(ratio * (text length - 1)))",
     )
-    flags.DEFINE_boolean("progress", True, "(kaleido_tf) progress bars")
+    flags.DEFINE_boolean("progress", True, "(kaleido_tf) progress bars with rate and ETA; --noprogress: none")
 
 
 # flag -> (lowest allowed value, whether the lowest is allowed, what the value means); None is always allowed.

@@ -3,12 +3,15 @@
 kaleido-convert --tf1_checkpoint checkpoints/pretrained/kaleidobert.ckpt-50683 --output_dir checkpoints/kaleidobert_tf2
 """
 
+import logging
 import os
 import sys
 
 from absl import app, flags
 
+from kaleido_tf.apps.app_flags import list_in_help
 from kaleido_tf.utils import cli_errors
+from kaleido_tf.utils.app_logging import configure_app_logging
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,6 +26,7 @@ flags.DEFINE_string("config", None, "config.json to use; default: the one beside
 @cli_errors.cli("kaleido-convert")
 def main(argv):
     del argv
+    configure_app_logging(logging.WARNING)  # the summary is printed below, not also through absl's handler
     # local import: TensorFlow loads after the flags are parsed (--help stays fast)
     from kaleido_tf.convert.tf1_converter import CheckpointError  # noqa: PLC0415
     from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint  # noqa: PLC0415
@@ -41,6 +45,7 @@ def main(argv):
 def run():
     flags.mark_flags_as_required(["tf1_checkpoint", "output_dir"])
     cli_errors.take_traceback_flag()
+    list_in_help(__name__)  # --help lists this tool's flags
     app.run(main)
 
 

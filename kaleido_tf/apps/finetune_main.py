@@ -152,6 +152,7 @@ def _main_with_error_lines(argv):
 
 def run():
     take_traceback_flag()  # --traceback: the full trace of a failure
+    app_flags.list_in_help(app_flags.__name__)  # --help lists this tool's flags
     app.run(_main_with_error_lines)
 
 

@@ -25,14 +25,11 @@ from kaleido_tf.export.exporter import export_saved_model
 from kaleido_tf.model_zoo import registry
 from kaleido_tf.model_zoo.kaleidobert_config import KaleidoBERTConfig
 from kaleido_tf.optimizers import compute_train_steps
+from kaleido_tf.utils.app_logging import configure_app_logging, say
 from kaleido_tf.utils.cli_errors import guard
-from kaleido_tf.utils.io import atomic_write_text
+from kaleido_tf.utils.io import atomic_write_text, read_json_file
 
 logger = logging.getLogger("kaleido_tf")
-
-
-def say(message):
-    print(f"[kaleido_tf] {message}", flush=True)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -155,7 +152,7 @@ def resolve_config(flags):
     elif source and source != "random":
         config = registry.config_for(source)
     elif flags.model_config:
-        config = KaleidoBERTConfig.from_json_file(flags.model_config)
+        config = config_following_the_input(flags.model_config, flags.train_input_fp)
     else:
         raise UsageError(
             "no model config: give --pretrain_model_name_or_path (a checkpoint with config.json beside "
@@ -168,6 +165,40 @@ def resolve_config(flags):
         )
     if flags.vocab_size and flags.vocab_size != config.vocab_size and flags["vocab_size"].present:
         raise UsageError(f"--vocab_size={flags.vocab_size} but the model's vocab_size is {config.vocab_size}")
+    return config
+
+
+# config key -> (the field whose length gives it, patches in that field)
+INPUT_DECIDES = {"text_seq_len": ("input_ids", 1), "patch_feature_size": ("img_feature_convert_rotation", 1)}
+
+
+def config_following_the_input(model_config, input_path):
+    """The config of `model_config` with `text_seq_len` and `patch_feature_size` taken from the shards'
+    `schema.json` at `input_path` where the file does not set them (said once); a value the file sets that
+    disagrees with the shards is a UsageError naming both values and both files."""
+    config = KaleidoBERTConfig.from_json_file(model_config)
+    if not (input_path and is_tfrecord_input(input_path) and os.path.isdir(input_path)):
+        return config
+    given = read_json_file(model_config, "config file")
+    schema_path = os.path.join(input_path, "schema.json")
+    schema = read_schema_json(input_path).schema
+    taken = {}
+    for key, (field, patches) in INPUT_DECIDES.items():
+        if field not in schema:
+            continue
+        value = schema[field].length // patches
+        if key not in given:
+            taken[key] = value
+        elif given[key] != value:
+            raise UsageError(
+                f"--model_config {model_config} sets {key}={given[key]}, but the shards' {schema_path} have "
+                f"{key}={value} (field {field} of length {schema[field].length}): remove {key} from "
+                f"{model_config} to take the shards' value, or preprocess the input again with {given[key]}"
+            )
+    if taken:
+        config = config.replace(**taken)
+        settings = " and ".join(f"{key}={value}" for key, value in taken.items())
+        say(f"model config: {settings} from {schema_path} ({model_config} does not set them)")
     return config
 
 
@@ -193,13 +224,14 @@ def check_same_config(model_config, model_dir, resumed):
 
 
 def init_fn(source):
-    """Initialisation from `source` when there is no checkpoint to resume; random init is announced."""
+    """Initialisation from `source` when there is no checkpoint to resume; returns the sentence saying which
+    (the trainer logs it, once)."""
 
     def init(model):
-        if not source or source == "random":
-            message = "random initialisation (no --pretrain_model_name_or_path given)"
-            say(f"WARNING: {message}")
-            return message
+        if source == "random":
+            return "random initialisation (--pretrain_model_name_or_path=random)"
+        if not source:
+            return "random initialisation (no --pretrain_model_name_or_path given)"
         return registry.load_weights(model, source)
 
     return init
@@ -341,6 +373,7 @@ def main_wrapper(main):
     code 2 (`kaleido_tf.utils.cli_errors`); a SIGTERM during training, a checkpoint and exit code 143."""
 
     def wrapped(argv):
+        configure_app_logging()  # each sentence once, `[kaleido_tf] ...` (not again through absl's handler)
         try:
             check_flag_ranges()  # before any work
             return main(argv)

@@ -39,6 +39,7 @@ from kaleido_tf.datasets.tfrecord_writer import (
 )
 from kaleido_tf.utils import cli_errors
 from kaleido_tf.utils.io import atomic_directory, atomic_write_text
+from kaleido_tf.utils.progress_flag import add_progress_flag
 
 REJECTED_TSV = "rejected.tsv"
 EXAMPLES_PER_SHARD = 1024  # default shard size: ~240 MB of full pretraining examples in float16
@@ -374,7 +375,7 @@ def _parser():
         action="store_true",
         help="accept field lengths that differ from the base model (custom configurations)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_flag(parser, deprecated=("--quiet",))
     return parser
 
 
@@ -392,7 +393,7 @@ def main(argv=None):
             compression=args.compression,
             lenient=args.lenient,
             num_workers=args.num_workers,
-            progress=not args.quiet,
+            progress=args.progress,
             expected_lengths=None if args.no_length_check else KNOWN_FIELD_LENGTHS,
         )
     except (DataError, ValueError, OSError) as error:

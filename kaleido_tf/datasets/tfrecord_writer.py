@@ -163,7 +163,7 @@ def encode_example(example, schema, feature_dtype="float16", source="<example>")
             features[spec.name].bytes_list.value.append(raw.tobytes())
         else:
             features[spec.name].float_list.value.extend(value.tolist())
-    return proto.SerializeToString()
+    return proto.SerializeToString(deterministic=True)  # map keys sorted: the same bytes in every process
 
 
 class TFRecordShardWriter:

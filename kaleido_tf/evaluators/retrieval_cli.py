@@ -22,6 +22,7 @@ from kaleido_tf.evaluators.retrieval import check_query_type, format_retrieval_r
 from kaleido_tf.evaluators.retrieval_format import RETRIEVAL_TYPES, read_retrieval_results
 from kaleido_tf.evaluators.retrieval_full import PROTOCOLS
 from kaleido_tf.utils import cli_errors
+from kaleido_tf.utils.progress_flag import add_progress_flag
 
 PROG = "kaleido-eval-retrieval"
 EXIT_USAGE = 2
@@ -52,12 +53,7 @@ def build_parser():
         help=f"sample100: the result files' 1 + 100 candidates; full: {FULL_PROTOCOL_ENTRY}",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show a progress bar while reading (default: only on a terminal)",
-    )
+    add_progress_flag(parser, default=None)
     return parser
 
 

@@ -11,11 +11,13 @@ that is ``str(list text_prod_id)``, ``str(list image_prod_id)``, ``str(list prod
 The scoring of the pairs is in `kaleido_tf.evaluators.retrieval`.
 """
 
+import array
 import ast
 import contextlib
 import dataclasses
 import json
 import math
+import mmap
 import os
 import re
 import warnings
@@ -364,6 +366,136 @@ def _parse_line(text, where):
     return text_ids, image_ids, prod_ids, labels, logits
 
 
+# A line longer than this is parsed as a stream of fields and items (see `_parse_long_line`); shorter lines,
+# and any long line the streaming parser does not fully understand, go through `_parse_line`.
+_LONG_LINE = 1 << 16
+_WINDOW = 1 << 20  # bytes of a field scanned at a time
+_MAX_ITEM = 1 << 16  # an item longer than this leaves the line to `_parse_line`
+# One item of a list field with the whitespace before it: a bracket, a comma, a string literal (u/b prefix),
+# or a JSON number (where JSON parses, Python literals agree).
+_ITEM = re.compile(
+    rb"[ \t\f]*(?:([\[\]])|(,)|([uUbB]?)(?:'((?:[^'\\\n]|\\.)*)'|\"((?:[^\"\\\n]|\\.)*)\")"
+    rb"|(-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?))"
+)
+_OPEN, _AFTER_COMMA, _AFTER_ITEM = 0, 1, 2
+
+
+class _NotStreamable(Exception):
+    """The line holds something the streaming parser leaves to `_parse_line` (which names any error)."""
+
+
+def _field_items(buffer, start, end, kind, cache):
+    """The items of the list field `buffer[start:end]`, scanned `_WINDOW` bytes at a time; ids are shared
+    through `cache`. Raises `_NotStreamable` for anything but a well-formed list of plain items."""
+    out = array.array("i") if kind == "labels" else array.array("d") if kind == "logits" else []
+    state, depth, started, carry, pos = None, 0, False, b"", start
+    while True:
+        window = carry + buffer[pos : min(pos + _WINDOW, end)]
+        pos = min(pos + _WINDOW, end)
+        final = pos >= end
+        i = 0
+        while True:
+            match = _ITEM.match(window, i)
+            if match is None or (match.end() == len(window) and not final):
+                break  # the item may go on in the next window
+            i = match.end()
+            bracket, comma, prefix, single, double, number, fraction, exponent = match.groups()
+            if depth == 0 and started:
+                raise _NotStreamable  # something after the closing bracket
+            if bracket == b"[":
+                if state == _AFTER_ITEM:
+                    raise _NotStreamable
+                depth, started, state = depth + 1, True, _OPEN
+            elif not started:
+                raise _NotStreamable  # not a list
+            elif bracket == b"]":  # after "[", an item or a trailing comma, as in Python
+                depth, state = depth - 1, _AFTER_ITEM
+            elif comma:
+                if state != _AFTER_ITEM:
+                    raise _NotStreamable
+                state = _AFTER_COMMA
+            else:
+                if state == _AFTER_ITEM:
+                    raise _NotStreamable
+                state = _AFTER_ITEM
+                item = _item(kind, prefix, single if single is not None else double, number, fraction or exponent)
+                out.append(cache.setdefault(item, item) if kind == "ids" else item)
+        carry = window[i:]
+        if final:
+            if carry.strip(b" \t\f") or depth != 0 or not started:
+                raise _NotStreamable
+            return out
+        if len(carry) > _MAX_ITEM:
+            raise _NotStreamable
+
+
+def _item(kind, prefix, text, number, is_float):
+    if kind == "ids":
+        if number is not None:
+            if is_float:
+                raise _NotStreamable
+            return str(int(number))
+        if b"\\" in text or (prefix in (b"b", b"B") and not text.isascii()):
+            raise _NotStreamable
+        try:
+            return text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _NotStreamable from None
+    if number is None:
+        raise _NotStreamable
+    if kind == "labels":
+        if is_float or number not in (b"0", b"1"):
+            raise _NotStreamable
+        return int(number)
+    value = float(number)
+    if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+        raise _NotStreamable
+    return value
+
+
+def _parse_long_line(buffer, start, end, cache):
+    """One long line `buffer[start:end]` (no newline) parsed field by field, item by item, without a copy of
+    the line: (text ids, image ids, prod ids, labels, logits), ids shared through `cache`."""
+    bounds, pos = [], start
+    for _ in range(4):
+        sep = buffer.find(FIELD_SEPARATOR.encode(), pos, end)
+        if sep < 0:
+            raise _NotStreamable
+        bounds.append((pos, sep))
+        pos = sep + 1
+    if buffer.find(FIELD_SEPARATOR.encode(), pos, end) >= 0:
+        raise _NotStreamable
+    bounds.append((pos, end))
+    kinds = ("ids", "ids", "ids", "labels", "logits")
+    fields = [_field_items(buffer, a, b, kind, cache) for (a, b), kind in zip(bounds, kinds)]
+    n = len(fields[0])
+    if any(len(f) != n for f in fields[1:4]) or len(fields[4]) != 2 * n:
+        raise _NotStreamable
+    return fields
+
+
+def _read_line(raw, where):
+    """One line's bytes (newline included or not) -> its parsed fields, or None for a blank line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    line = line.rstrip("\n").rstrip("\r")
+    if not line.strip():
+        return None
+    return _parse_line(line, where)
+
+
+def _lines(buffer, size):
+    """(start, end) of each line of `buffer` (end: at the newline, or the end of the file)."""
+    pos = 0
+    while pos < size:
+        newline = buffer.find(b"\n", pos)
+        end = size if newline < 0 else newline
+        yield pos, end
+        pos = end + 1
+
+
 def read_retrieval_results(paths, progress=None):
     """Reads one result file (or a list of them, concatenated in order) into `RetrievalResults`.
 
@@ -371,6 +503,12 @@ def read_retrieval_results(paths, progress=None):
     (`[b'a']`), numpy scalar reprs (`np.float32(0.5)`), Python 2 longs (`1L`), and labels flat
     (`[1, 0]`) or nested (`[[1], [0]]`). Blank lines are skipped. Values are parsed with
     `ast.literal_eval`, never executed.
+
+    Memory: the file is memory-mapped and a long line (a whole prediction in one line, as the original
+    writes a single large batch) is parsed item by item, a window at a time, so the peak stays near the
+    size of the pairs themselves (shared id strings, int32 labels, float64 logits; about 1.5 times the
+    file's size), not the 20-odd times of parsing the line at once. Short lines and unusual ones (numpy
+    reprs, escapes, errors) are parsed whole.
 
     Args:
       paths: a path or a sequence of paths.
@@ -382,7 +520,8 @@ def read_retrieval_results(paths, progress=None):
     """
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    text, image, prod, labels, logits = [], [], [], [], []
+    text, image, prod, labels, logits = [], [], [], array.array("i"), array.array("d")
+    cache = {}
     for path in paths:
         path = os.fspath(path)
         if isinstance(path, bytes):
@@ -390,6 +529,7 @@ def read_retrieval_results(paths, progress=None):
         total = os.path.getsize(path)
         with (
             open(path, "rb") as f,
+            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if total else contextlib.nullcontext(b"") as buffer,
             tqdm(
                 total=total,
                 unit="B",
@@ -399,26 +539,35 @@ def read_retrieval_results(paths, progress=None):
                 leave=False,
             ) as bar,
         ):
-            for lineno, raw in enumerate(f, start=1):  # splits on b"\n" only
-                bar.update(len(raw))
+            for lineno, (start, end) in enumerate(_lines(buffer, total), start=1):
+                bar.update(end + 1 - start)
                 where = f"{path}:{lineno}"
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise ValueError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-                line = line.rstrip("\n").rstrip("\r")
-                if not line.strip():
-                    continue
-                t, im, p, lab, lg = _parse_line(line, where)
+                parsed = None
+                if end - start > _LONG_LINE:
+                    stop = end
+                    while stop > start and buffer[stop - 1 : stop] == b"\r":
+                        stop -= 1
+                    try:
+                        parsed = _parse_long_line(buffer, start, stop, cache)
+                    except _NotStreamable:
+                        parsed = None
+                if parsed is None:
+                    parsed = _read_line(buffer[start:end], where)
+                    if parsed is None:
+                        continue
+                t, im, p, lab, lg = parsed
                 text.extend(t)
                 image.extend(im)
                 prod.extend(p)
                 labels.extend(lab)
                 logits.extend(lg)
+                del parsed, t, im, p, lab, lg
+    columns = {}
+    for name, ids in (("text_prod_ids", text), ("image_prod_ids", image), ("prod_img_ids", prod)):
+        columns[name] = _str_array(ids)
+        ids.clear()  # one list at a time beside its array
     return RetrievalResults(
-        text_prod_ids=_str_array(text),
-        image_prod_ids=_str_array(image),
-        prod_img_ids=_str_array(prod),
-        labels=np.asarray(labels, dtype=np.int32),
-        logits=np.asarray(logits, dtype=np.float32).reshape(-1, 2),
+        **columns,
+        labels=np.frombuffer(labels, dtype=np.int32).copy(),
+        logits=np.frombuffer(logits, dtype=np.float64).astype(np.float32).reshape(-1, 2),
     )

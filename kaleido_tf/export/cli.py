@@ -18,6 +18,7 @@ import os
 import sys
 
 from kaleido_tf.utils import cli_errors
+from kaleido_tf.utils.label_map import names_by_id, read_label_map
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,7 +38,10 @@ def build_parser():
         "caption: the caption signature; retrieval: embed_text/embed_image/itm_score.",
     )
     parser.add_argument(
-        "--num_classes", type=int, default=None, help="classes of a classifier head absent from the checkpoint."
+        "--num_classes",
+        type=int,
+        default=None,
+        help="classes of a classifier head absent from the checkpoint (default: the --label_map's count, else 48).",
     )
     parser.add_argument("--export_dir", required=True, help="model base directory; the version goes below it.")
     parser.add_argument("--version", default=None, help="integer version (default: next after the largest).")
@@ -113,6 +117,24 @@ def _image_path(args):
     )
 
 
+def classifier_classes(args, head_classes):
+    """The classes of a classifier head to build: --num_classes; else the checkpoint's head (`head_classes()`,
+    None when it holds none: a training model_dir, a pretraining checkpoint); else the label map's count (its
+    largest id + 1). A --num_classes that disagrees with the label map is an error naming both."""
+    if args.task not in ("catepred", "subcatepred") or args.label_map is None:
+        return args.num_classes
+    count = len(names_by_id(read_label_map(args.label_map), source=args.label_map))
+    if args.num_classes is not None and args.num_classes != count:
+        raise ValueError(
+            f"--num_classes={args.num_classes} disagrees with --label_map {args.label_map}, which names "
+            f"{count} classes (ids 0 to {count - 1}): leave out --num_classes (the label map decides) or give a "
+            f"label map of {args.num_classes} classes"
+        )
+    if head_classes() is not None:
+        return None  # the checkpoint's head decides; the label map's ids must lie below it (checked on export)
+    return count
+
+
 @cli_errors.cli("kaleido-export")
 def main(argv=None):
     args = build_parser().parse_args(argv)
@@ -120,7 +142,7 @@ def main(argv=None):
     from kaleido_tf.convert.tf1_converter import CheckpointError  # noqa: PLC0415
     from kaleido_tf.export.exporter import export_saved_model  # noqa: PLC0415
     from kaleido_tf.index.errors import SearchIndexError  # noqa: PLC0415
-    from kaleido_tf.model_zoo.registry import from_pretrained  # noqa: PLC0415
+    from kaleido_tf.model_zoo.registry import checkpoint_head_classes, from_pretrained  # noqa: PLC0415
 
     try:
         if args.top_k < 1:
@@ -136,7 +158,8 @@ def main(argv=None):
             model_kwargs = dict(
                 dataclasses.asdict(tokens), beam_size=args.beam_size, max_caption_length=args.max_caption_length
             )
-        model = from_pretrained(args.model, task=args.task, num_classes=args.num_classes, **model_kwargs)
+        num_classes = classifier_classes(args, lambda: checkpoint_head_classes(args.model, args.task))
+        model = from_pretrained(args.model, task=args.task, num_classes=num_classes, **model_kwargs)
         path = export_saved_model(
             model,
             args.export_dir,

@@ -107,12 +107,21 @@ def from_pretrained(name_or_path, task="pretrain", num_classes=None, config=None
     kind, path = resolve_model_path(name_or_path)
     if config is None:
         config = config_for(name_or_path)
-    if task in TASKS and num_classes is None and kind != "trainer":
-        prefix, renamer = _prefix_and_renamer(kind, path)
-        num_classes = _head_classes_in_checkpoint(prefix, renamer, TASKS[task][0])
+    if num_classes is None:
+        num_classes = checkpoint_head_classes(name_or_path, task)
     model = build_model(config, task=task, num_classes=num_classes, **model_kwargs)
     load_weights(model, name_or_path)
     return model
+
+
+def checkpoint_head_classes(name_or_path, task):
+    """Classes of the `task` head (catepred, subcatepred) a TF1 checkpoint or converted directory holds; None
+    when it holds none, for other tasks and for training model_dirs."""
+    kind, path = resolve_model_path(name_or_path)
+    if task not in TASKS or kind == "trainer":
+        return None
+    prefix, renamer = _prefix_and_renamer(kind, path)
+    return _head_classes_in_checkpoint(prefix, renamer, TASKS[task][0])
 
 
 def _prefix_and_renamer(kind, path):

@@ -17,6 +17,7 @@ import sys
 from kaleido_tf.preprocessors.config import PreprocessConfig
 from kaleido_tf.preprocessors.feature_extractor import EXTRACTOR_NAMES
 from kaleido_tf.utils import cli_errors
+from kaleido_tf.utils.progress_flag import add_progress_flag
 
 
 def _bool(text):
@@ -49,7 +50,7 @@ def build_parser():
         help="a bad catalog record stops the run (error) or is logged in rejected.tsv (reject)",
     )
     g.add_argument("--overwrite", action="store_true", help="redo shards that are already finished")
-    g.add_argument("--no_progress", action="store_true", help="no progress bars")
+    add_progress_flag(g)
     g = p.add_argument_group("images and patches")
     g.add_argument("--foreground", choices=("saliency", "none"), default=d.foreground)
     g.add_argument("--foreground_threshold", type=float, default=d.foreground_threshold)
@@ -135,7 +136,6 @@ def build_parser():
 
 def config_from_args(args):
     values = vars(args).copy()
-    values["progress"] = not values.pop("no_progress")
     values["compression"] = None if values["compression"] == "none" else "GZIP"
     return PreprocessConfig(**values)
 

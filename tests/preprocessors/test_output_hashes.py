@@ -62,13 +62,15 @@ def _sha(path):
 
 
 def _records_sha(path):
-    """sha256 over the records re-serialised with sorted feature keys: the writer's protobuf map order can
-    differ between processes (not between runs in one process), the content cannot."""
+    """sha256 over the records, each checked to be serialised with sorted feature keys (the writer serialises
+    deterministically, so a shard has the same bytes in every process; the hash stays the one of the records,
+    as recorded before the writer did so)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     digest = hashlib.sha256()
     for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
         record = tf.train.Example.FromString(raw).SerializeToString(deterministic=True)
+        assert raw == record, f"{path}: a record is not serialised deterministically"
         digest.update(len(record).to_bytes(8, "little") + record)
     return digest.hexdigest()
 
@@ -129,7 +131,7 @@ def _retrieval(root):
         for flag in ([], ["--json"]):
             buffer = io.StringIO()
             with redirect_stdout(buffer):
-                assert retrieval_cli.main(["--results", path, "--type", kind, "--no-progress"] + flag) == 0
+                assert retrieval_cli.main(["--results", path, "--type", kind, "--noprogress"] + flag) == 0
             text = buffer.getvalue()
             hashes[f"retrieval/{kind}{''.join(flag)}.out"] = hashlib.sha256(text.encode()).hexdigest()
     return hashes
