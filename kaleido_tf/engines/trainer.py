@@ -29,7 +29,7 @@ from kaleido_tf.engines import model_dir_lock
 from kaleido_tf.engines.distribution import is_chief
 from kaleido_tf.engines.fused_adam import fuse_optimizer
 from kaleido_tf.engines.predictor import local_numpy, predict_batches
-from kaleido_tf.engines.preemption import StopSignal, TrainingPreempted
+from kaleido_tf.engines.preemption import STOP_SIGNALS, StopSignal, TrainingPreempted
 from kaleido_tf.optimizers import get_optimizer
 from kaleido_tf.tasks.base_task import aggregate
 from kaleido_tf.utils.io import atomic_write_text
@@ -38,6 +38,7 @@ from kaleido_tf.utils.model_dir import TRAINER_MARKER
 logger = logging.getLogger(__name__)
 
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
+STOP_KEY = "stop_requested"  # the training step's all-reduced stop flag (see `train`)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -90,6 +91,12 @@ def _random_states(model):
     `variables` (all state) less its `weights` (which exclude random seeds)."""
     weights = {id(w) for w in model.weights}
     return [getattr(v, "value", v) for v in model.variables if id(v) not in weights]
+
+
+def _num_workers(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None and resolver.cluster_spec() else {}
+    return sum(len(spec.get(kind, [])) for kind in ("chief", "worker"))
 
 
 class Trainer:
@@ -145,6 +152,8 @@ class Trainer:
         self.jit_compile = jit_compile
         self.progress = progress
         self.chief = is_chief(self.strategy)
+        # Several workers agree on a stop (SIGTERM to any of them) through the step's all-reduce.
+        self.multi_worker = _num_workers(self.strategy) > 1
         with self.strategy.scope():
             with dtype_policy_scope(self.mixed_precision):
                 self.model = task.build_model()
@@ -188,7 +197,8 @@ class Trainer:
         if self.chief:
             model_dir_lock.acquire(self.model_dir)
         os.makedirs(self.model_dir, exist_ok=True)
-        latest = self.manager.latest_checkpoint
+        # Every worker resumes from the chief's checkpoints (model_dir is shared; the others keep none).
+        latest = tf.train.latest_checkpoint(self.model_dir)
         if latest:
             message = self._resume(latest)
         elif init_fn is not None:
@@ -212,7 +222,10 @@ class Trainer:
         A truncated or corrupt checkpoint (or one that does not fit the model) is skipped with a warning in
         favour of the previous one; when none restores, a CheckpointError names each and why.
         """
-        candidates = [latest] + [p for p in reversed(self.manager.checkpoints) if p != latest]
+        state = tf.train.get_checkpoint_state(self.model_dir)
+        kept = list(state.all_model_checkpoint_paths) if state is not None else []
+        kept = [p if os.path.isabs(p) else os.path.join(self.model_dir, p) for p in kept]
+        candidates = [latest] + [p for p in reversed(kept) if p != latest]
         failures = []
         for path in candidates:
             try:
@@ -238,9 +251,12 @@ class Trainer:
         )
 
     def save(self):
+        """Saves a checkpoint of the current step on every worker; returns the path of the one kept (the
+        chief's: the other workers write theirs aside and delete it)."""
         path = self.manager.save(checkpoint_number=self.global_step)
         if not self.chief:  # only the chief keeps its checkpoints
             tf.io.gfile.rmtree(self.manager.directory)
+            path = os.path.join(self.model_dir, f"ckpt-{self.global_step}")
         return path
 
     # ------------------------------------------------------------------ steps
@@ -275,7 +291,8 @@ class Trainer:
 
     def build_train_function(self, per_replica_batch):
         """The compiled training step: `fn(iterator)` takes one global batch from a distributed iterator,
-        updates the model and returns the losses before the update (plus `learning_rate`)."""
+        updates the model and returns the losses before the update (plus `learning_rate`, and under
+        `STOP_KEY` the sum over the replicas of `fn`'s optional `stop` argument)."""
         return self._build_train_fn(self._global_batch(per_replica_batch))
 
     def _build_train_fn(self, global_batch):
@@ -287,13 +304,14 @@ class Trainer:
         shapes = [v.shape for v in model.trainable_variables]
         sizes = [int(np.prod(shape)) for shape in shapes]
 
-        def replica_fn(features):
+        def replica_fn(features, stop):
             if loss_scaled:
                 losses, grads = task.compute_gradients(
                     features, model, global_batch, loss_scale=optimizer.dynamic_scale
                 )
             else:
                 losses, grads = task.compute_gradients(features, model, global_batch)
+            losses = {**losses, STOP_KEY: stop}  # summed with the losses: > 0 when any worker asks to stop
             if single:
                 return losses, grads
             # One flat vector, so that one all-reduce carries every gradient.
@@ -303,9 +321,10 @@ class Trainer:
             replica_fn = tf.function(replica_fn, jit_compile=True)
 
         @tf.function
-        def train_fn(iterator):
+        def train_fn(iterator, stop=None):
             features = next(iterator)
-            losses, grads = strategy.run(replica_fn, args=(features,))
+            stop = tf.constant(0.0) if stop is None else tf.cast(stop, tf.float32)
+            losses, grads = strategy.run(replica_fn, args=(features, stop))
             if single:
                 losses, grads = strategy.experimental_local_results((losses, grads))[0]
             else:
@@ -390,12 +409,16 @@ class Trainer:
             last_step = min(self.train_steps, stop_at_step or self.train_steps)
             while self.global_step < last_step:
                 try:
-                    step_logs = self._train_fn(iterator)
+                    step_logs = self._train_fn(iterator, tf.constant(float(stop.requested is not None)))
                 except (StopIteration, tf.errors.OutOfRangeError):
                     logger.warning("input ended at step %d before train_steps %d", self.global_step, self.train_steps)
                     break
                 step = self.global_step
                 logs = {k: float(v.numpy()) for k, v in step_logs.items()}
+                # One worker alone decides from its own signal; several stop together at the first step whose
+                # all-reduced flag says that one of them was asked to (so all save the same step).
+                anyone = logs.pop(STOP_KEY) > 0
+                agreed = anyone if self.multi_worker else stop.requested is not None
                 if not math.isfinite(logs["total"]):
                     raise TrainingDivergedError(
                         f"the training loss became {logs['total']} at step {step}; stopped. The last good checkpoint "
@@ -414,8 +437,9 @@ class Trainer:
                     self.save()
                 if eval_dataset_fn is not None and eval_every and step % eval_every == 0 and step < self.train_steps:
                     last = self.evaluate(eval_dataset_fn, steps=eval_steps)
-                if stop.requested and step < last_step:
-                    raise TrainingPreempted(step, self.save(), stop.requested)
+                if agreed and step < last_step:
+                    name = stop.requested or f"{STOP_SIGNALS[0].name} to another worker"
+                    raise TrainingPreempted(step, self.save(), name)
         finally:
             stop.__exit__()
             if bar is not None:
