@@ -32,6 +32,7 @@ from kaleido_tf.engines.predictor import local_numpy, predict_batches
 from kaleido_tf.engines.preemption import STOP_SIGNALS, StopSignal, TrainingPreempted
 from kaleido_tf.optimizers import get_optimizer
 from kaleido_tf.tasks.base_task import aggregate
+from kaleido_tf.utils.disk_space import disk_full_error, is_disk_full
 from kaleido_tf.utils.io import atomic_write_text
 from kaleido_tf.utils.model_dir import TRAINER_MARKER
 
@@ -208,10 +209,13 @@ class Trainer:
             message = "no checkpoint to resume and no pretrained model given: random initialisation"
         logger.info(message)
         if self.chief:
-            self.task.config.to_json_file(os.path.join(self.model_dir, "config.json"))
-            atomic_write_text(
-                os.path.join(self.model_dir, TRAINER_MARKER), json.dumps({"task": self.task.name}, indent=2) + "\n"
-            )
+            with self._writing("config.json"):
+                self.task.config.to_json_file(os.path.join(self.model_dir, "config.json"))
+            with self._writing(TRAINER_MARKER):
+                atomic_write_text(
+                    os.path.join(self.model_dir, TRAINER_MARKER),
+                    json.dumps({"task": self.task.name}, indent=2) + "\n",
+                )
         # From here a SIGTERM stops the training at its next step boundary, with a checkpoint (see train).
         self._stop = getattr(self, "_stop", None) or StopSignal().__enter__()
         return message
@@ -250,10 +254,52 @@ class Trainer:
             + ". Use another --model_dir to start afresh."
         )
 
+    @contextlib.contextmanager
+    def _writing(self, what):
+        """A full disk while writing `what` into model_dir becomes one DiskFullError (a ValueError) naming it,
+        the free space and the checkpoint that stays the latest."""
+        try:
+            yield
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            latest = tf.train.latest_checkpoint(self.model_dir)
+            kept = (
+                f"the last complete checkpoint {latest} is intact and stays the latest"
+                if latest
+                else "no checkpoint had been saved yet"
+            )
+            remedy = "free space there (or use another --model_dir) and run the same command again"
+            raise disk_full_error(self.model_dir, e, kept, remedy + (" to resume" if latest else ""), what) from e
+
+    def _discard_partial_checkpoint(self, number):
+        """Removes what a failed save of `ckpt-NUMBER` left (its data, index and temporary directory)."""
+        prefix = os.path.join(self.manager.directory, f"ckpt-{number}")
+        if prefix in self.manager.checkpoints:  # a complete one of that number: never touched
+            return
+        for path in tf.io.gfile.glob(prefix + ".*") + tf.io.gfile.glob(prefix + "_temp*"):
+            try:
+                if tf.io.gfile.isdir(path):
+                    tf.io.gfile.rmtree(path)
+                else:
+                    tf.io.gfile.remove(path)
+            except (tf.errors.OpError, OSError):
+                logger.warning("cannot remove the partial checkpoint file %s", path)
+
     def save(self):
         """Saves a checkpoint of the current step on every worker; returns the path of the one kept (the
-        chief's: the other workers write theirs aside and delete it)."""
-        path = self.manager.save(checkpoint_number=self.global_step)
+        chief's: the other workers write theirs aside and delete it).
+
+        A save that fails (a full disk) leaves the previous checkpoints as they were: the `checkpoint` file
+        that names the latest is only rewritten, atomically, after the new one is complete, and the partial
+        files are removed."""
+        number = self.global_step
+        with self._writing(f"the checkpoint of step {number}"):
+            try:
+                path = self.manager.save(checkpoint_number=number)
+            except Exception:
+                self._discard_partial_checkpoint(number)
+                raise
         if not self.chief:  # only the chief keeps its checkpoints
             tf.io.gfile.rmtree(self.manager.directory)
             path = os.path.join(self.model_dir, f"ckpt-{self.global_step}")
@@ -358,18 +404,20 @@ class Trainer:
         if not self.chief:
             return None
         if name not in self._writers:
-            self._writers[name] = tf.summary.create_file_writer(os.path.join(self.model_dir, name))
+            with self._writing(f"the TensorBoard directory {name}/"):
+                self._writers[name] = tf.summary.create_file_writer(os.path.join(self.model_dir, name))
         return self._writers[name]
 
     def _write_scalars(self, name, values, step):
         writer = self._writer(name)
         if writer is None:
             return
-        with writer.as_default(step=step):
-            for key, value in values.items():
-                if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
-                    tf.summary.scalar(key, float(value))
-        writer.flush()
+        with self._writing(f"the TensorBoard events of step {step} ({name}/)"):
+            with writer.as_default(step=step):
+                for key, value in values.items():
+                    if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
+                        tf.summary.scalar(key, float(value))
+            writer.flush()
 
     # ------------------------------------------------------------------ loops
     def train(
@@ -433,13 +481,14 @@ class Trainer:
                     tick, tick_step = time.time(), step
                     self._write_scalars("train", logs, step)
                     self.history.append((step, dict(logs)))
+                saved = None
                 if self.save_steps and step % self.save_steps == 0:
-                    self.save()
+                    saved = self.save()
                 if eval_dataset_fn is not None and eval_every and step % eval_every == 0 and step < self.train_steps:
                     last = self.evaluate(eval_dataset_fn, steps=eval_steps)
                 if agreed and step < last_step:
                     name = stop.requested or f"{STOP_SIGNALS[0].name} to another worker"
-                    raise TrainingPreempted(step, self.save(), name)
+                    raise TrainingPreempted(step, saved or self.save(), name)
         finally:
             stop.__exit__()
             if bar is not None:
@@ -468,7 +517,10 @@ class Trainer:
         self._write_scalars("eval", scalars, self.global_step)
         if self.chief:
             record = {"step": self.global_step, **scalars}
-            atomic_write_text(os.path.join(self.model_dir, "eval_results.json"), json.dumps(record, indent=2) + "\n")
+            with self._writing("eval_results.json"):
+                atomic_write_text(
+                    os.path.join(self.model_dir, "eval_results.json"), json.dumps(record, indent=2) + "\n"
+                )
         logger.info("evaluation at step %d: %s", self.global_step, scalars)
         return metrics
 
