@@ -404,7 +404,7 @@ class Trainer:
         if not self.chief:
             return None
         if name not in self._writers:
-            with self._writing(f"the TensorBoard directory {name}/"):
+            with self._writing(f"the TensorBoard events ({name}/)"):
                 self._writers[name] = tf.summary.create_file_writer(os.path.join(self.model_dir, name))
         return self._writers[name]
 

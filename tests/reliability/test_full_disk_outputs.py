@@ -2,8 +2,10 @@
 file): one line that names what filled up, exit 2, and the previous complete output left whole; once there
 is room the same command goes on from it (training resumes from the last complete checkpoint)."""
 
+import contextlib
 import os
 import shutil
+import subprocess
 import uuid
 
 import pytest
@@ -13,7 +15,6 @@ from kaleido_tf.export import cli as export_cli
 from kaleido_tf.export.exporter import export_saved_model
 from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
 from tests.apps.tiny_data import write_tiny_bundle
-from tests.preprocessors.test_full_disk import _tmpfs
 from tests.reliability.helpers import hidden_entries, run, tree_fingerprint
 from tests.reliability.test_kill_convert_export import _export_weights, sources  # noqa: F401 (fixture)
 from tests.reliability.test_kill_training import _checkpoint_values, _command
@@ -21,10 +22,24 @@ from tests.reliability.test_kill_training import _checkpoint_values, _command
 pytestmark = pytest.mark.slow
 
 
+@contextlib.contextmanager
 def _mount(tmp_path, mib):
+    """A `mib` MiB tmpfs; skips without root or mount. Unmounted lazily when a file in it is still open (a
+    TensorBoard writer that failed keeps its file)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    return _tmpfs(str(tmp_path / f"mnt-{uuid.uuid4().hex[:6]}"), f"{mib}m")
+    mnt = str(tmp_path / f"mnt-{uuid.uuid4().hex[:6]}")
+    os.makedirs(mnt)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", mnt], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        if subprocess.run(["umount", mnt], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
 def _fill(mnt, leave):
@@ -142,3 +157,37 @@ def test_full_disk_during_export_keeps_the_previous_version(sources, tmp_path, c
         assert export_cli.main(argv) == 0
         new = _export_weights(version)
         assert isinstance(new, list) and new != old and os.listdir(export_dir) == ["1"]
+
+
+def test_full_disk_at_a_tensorboard_write_names_it_and_the_next_run_trains_on(tmp_path):
+    import tensorflow as tf
+
+    from kaleido_tf.utils.disk_space import DiskFullError
+    from tests.engines.test_trainer import BATCH, _data, _dataset_fn_ordered, _trainer
+
+    trainers = []
+    with _mount(tmp_path, 8) as mnt, contextlib.ExitStack() as stack:
+        stack.callback(lambda: [w.close() for t in trainers for w in t._writers.values()])  # before the umount
+        model_dir = os.path.join(mnt, "model")
+        trainer = _trainer(model_dir, steps=2, dropout_prob=0.0)
+        trainers.append(trainer)
+        trainer.train(_dataset_fn_ordered(_data()), BATCH, stop_at_step=1)
+        assert tf.train.latest_checkpoint(model_dir) == os.path.join(model_dir, "ckpt-1")
+        before = tree_fingerprint(model_dir)
+        filler = _fill(mnt, 0)
+        # The first evaluation opens a new events file under eval/: no room for it.
+        with pytest.raises(DiskFullError) as error:
+            trainer.evaluate(lambda c: tf.data.Dataset.from_tensor_slices(_data()).batch(4), steps=1)
+        message = str(error.value)
+        assert message.startswith(f"{model_dir}: the disk is full while writing the TensorBoard "), message
+        assert "(eval/)" in message and "No space left on device" in message, message
+        assert f"the last complete checkpoint {model_dir}/ckpt-1 is intact and stays the latest" in message
+        assert "\n" not in message
+        assert {k: v for k, v in tree_fingerprint(model_dir).items() if not k.startswith("eval/")} == before
+
+        os.remove(filler)
+        resumed = _trainer(model_dir, steps=2, dropout_prob=0.0)  # the next run: resumes and trains on
+        trainers.append(resumed)
+        assert resumed.global_step == 1
+        resumed.train(_dataset_fn_ordered(_data()), BATCH)
+        assert tf.train.latest_checkpoint(model_dir) == os.path.join(model_dir, "ckpt-2")
