@@ -357,7 +357,9 @@ class Trainer:
                 )
             else:
                 losses, grads = task.compute_gradients(features, model, global_batch)
-            losses = {**losses, STOP_KEY: stop}  # summed with the losses: > 0 when any worker asks to stop
+            # Summed with the losses: > 0 when any worker asks to stop (an identity per replica, so that
+            # MirroredStrategy sees a per-replica value rather than the one input tensor).
+            losses = {**losses, STOP_KEY: tf.identity(stop)}
             if single:
                 return losses, grads
             # One flat vector, so that one all-reduce carries every gradient.
