@@ -12,6 +12,7 @@ from absl import app, flags
 from kaleido_tf.apps.app_flags import list_in_help
 from kaleido_tf.utils import cli_errors
 from kaleido_tf.utils.app_logging import configure_app_logging
+from kaleido_tf.utils.disk_space import disk_full_error, is_disk_full
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,9 +32,17 @@ def main(argv):
     from kaleido_tf.convert.tf1_converter import CheckpointError  # noqa: PLC0415
     from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint  # noqa: PLC0415
 
+    existed = os.path.exists(FLAGS.output_dir)
     try:
         report = convert_tf1_checkpoint(FLAGS.tf1_checkpoint, FLAGS.output_dir, FLAGS.config)
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
+    except Exception as e:
+        if is_disk_full(e):  # the conversion is written aside and renamed into place: nothing else changed
+            kept = "the previous output there is unchanged" if existed else "no partial output was left"
+            e = disk_full_error(
+                os.path.abspath(FLAGS.output_dir), e, kept, "free space or use another --output_dir", "the conversion"
+            )
+        elif not isinstance(e, (CheckpointError, FileNotFoundError, ValueError)):
+            raise
         print(f"kaleido-convert: error: {e}", file=sys.stderr)
         return 2
     for line in report.summary_lines():

@@ -5,6 +5,11 @@ cluster, a scheduler's time limit).
 training loop reads after each step; it then saves a checkpoint of that step and raises `TrainingPreempted`.
 The same command, rerun, resumes from that checkpoint and ends with the weights of an uninterrupted run.
 A signal outside a training gets the previous handler (by default: the process ends).
+
+With several workers (MultiWorkerMirroredStrategy) the signal may reach only one of them: each step carries
+every worker's flag through the step's all-reduce, so all see the request after the same step, all save that
+step (the chief keeps the checkpoint) and all raise `TrainingPreempted`; the worker that got no signal says
+"SIGTERM to another worker". On the rerun every worker resumes from the chief's checkpoint.
 """
 
 import logging

@@ -29,15 +29,17 @@ from kaleido_tf.engines import model_dir_lock
 from kaleido_tf.engines.distribution import is_chief
 from kaleido_tf.engines.fused_adam import fuse_optimizer
 from kaleido_tf.engines.predictor import local_numpy, predict_batches
-from kaleido_tf.engines.preemption import StopSignal, TrainingPreempted
+from kaleido_tf.engines.preemption import STOP_SIGNALS, StopSignal, TrainingPreempted
 from kaleido_tf.optimizers import get_optimizer
 from kaleido_tf.tasks.base_task import aggregate
+from kaleido_tf.utils.disk_space import disk_full_error, is_disk_full
 from kaleido_tf.utils.io import atomic_write_text
 from kaleido_tf.utils.model_dir import TRAINER_MARKER
 
 logger = logging.getLogger(__name__)
 
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
+STOP_KEY = "stop_requested"  # the training step's all-reduced stop flag (see `train`)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -90,6 +92,12 @@ def _random_states(model):
     `variables` (all state) less its `weights` (which exclude random seeds)."""
     weights = {id(w) for w in model.weights}
     return [getattr(v, "value", v) for v in model.variables if id(v) not in weights]
+
+
+def _num_workers(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None and resolver.cluster_spec() else {}
+    return sum(len(spec.get(kind, [])) for kind in ("chief", "worker"))
 
 
 class Trainer:
@@ -145,6 +153,8 @@ class Trainer:
         self.jit_compile = jit_compile
         self.progress = progress
         self.chief = is_chief(self.strategy)
+        # Several workers agree on a stop (SIGTERM to any of them) through the step's all-reduce.
+        self.multi_worker = _num_workers(self.strategy) > 1
         with self.strategy.scope():
             with dtype_policy_scope(self.mixed_precision):
                 self.model = task.build_model()
@@ -188,7 +198,8 @@ class Trainer:
         if self.chief:
             model_dir_lock.acquire(self.model_dir)
         os.makedirs(self.model_dir, exist_ok=True)
-        latest = self.manager.latest_checkpoint
+        # Every worker resumes from the chief's checkpoints (model_dir is shared; the others keep none).
+        latest = tf.train.latest_checkpoint(self.model_dir)
         if latest:
             message = self._resume(latest)
         elif init_fn is not None:
@@ -198,10 +209,13 @@ class Trainer:
             message = "no checkpoint to resume and no pretrained model given: random initialisation"
         logger.info(message)
         if self.chief:
-            self.task.config.to_json_file(os.path.join(self.model_dir, "config.json"))
-            atomic_write_text(
-                os.path.join(self.model_dir, TRAINER_MARKER), json.dumps({"task": self.task.name}, indent=2) + "\n"
-            )
+            with self._writing("config.json"):
+                self.task.config.to_json_file(os.path.join(self.model_dir, "config.json"))
+            with self._writing(TRAINER_MARKER):
+                atomic_write_text(
+                    os.path.join(self.model_dir, TRAINER_MARKER),
+                    json.dumps({"task": self.task.name}, indent=2) + "\n",
+                )
         # From here a SIGTERM stops the training at its next step boundary, with a checkpoint (see train).
         self._stop = getattr(self, "_stop", None) or StopSignal().__enter__()
         return message
@@ -212,7 +226,10 @@ class Trainer:
         A truncated or corrupt checkpoint (or one that does not fit the model) is skipped with a warning in
         favour of the previous one; when none restores, a CheckpointError names each and why.
         """
-        candidates = [latest] + [p for p in reversed(self.manager.checkpoints) if p != latest]
+        state = tf.train.get_checkpoint_state(self.model_dir)
+        kept = list(state.all_model_checkpoint_paths) if state is not None else []
+        kept = [p if os.path.isabs(p) else os.path.join(self.model_dir, p) for p in kept]
+        candidates = [latest] + [p for p in reversed(kept) if p != latest]
         failures = []
         for path in candidates:
             try:
@@ -237,10 +254,55 @@ class Trainer:
             + ". Use another --model_dir to start afresh."
         )
 
+    @contextlib.contextmanager
+    def _writing(self, what):
+        """A full disk while writing `what` into model_dir becomes one DiskFullError (a ValueError) naming it,
+        the free space and the checkpoint that stays the latest."""
+        try:
+            yield
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            latest = tf.train.latest_checkpoint(self.model_dir)
+            kept = (
+                f"the last complete checkpoint {latest} is intact and stays the latest"
+                if latest
+                else "no checkpoint had been saved yet"
+            )
+            remedy = "free space there (or use another --model_dir) and run the same command again"
+            raise disk_full_error(self.model_dir, e, kept, remedy + (" to resume" if latest else ""), what) from e
+
+    def _discard_partial_checkpoint(self, number):
+        """Removes what a failed save of `ckpt-NUMBER` left (its data, index and temporary directory)."""
+        prefix = os.path.join(self.manager.directory, f"ckpt-{number}")
+        if prefix in self.manager.checkpoints:  # a complete one of that number: never touched
+            return
+        for path in tf.io.gfile.glob(prefix + ".*") + tf.io.gfile.glob(prefix + "_temp*"):
+            try:
+                if tf.io.gfile.isdir(path):
+                    tf.io.gfile.rmtree(path)
+                else:
+                    tf.io.gfile.remove(path)
+            except (tf.errors.OpError, OSError):
+                logger.warning("cannot remove the partial checkpoint file %s", path)
+
     def save(self):
-        path = self.manager.save(checkpoint_number=self.global_step)
+        """Saves a checkpoint of the current step on every worker; returns the path of the one kept (the
+        chief's: the other workers write theirs aside and delete it).
+
+        A save that fails (a full disk) leaves the previous checkpoints as they were: the `checkpoint` file
+        that names the latest is only rewritten, atomically, after the new one is complete, and the partial
+        files are removed."""
+        number = self.global_step
+        with self._writing(f"the checkpoint of step {number}"):
+            try:
+                path = self.manager.save(checkpoint_number=number)
+            except Exception:
+                self._discard_partial_checkpoint(number)
+                raise
         if not self.chief:  # only the chief keeps its checkpoints
             tf.io.gfile.rmtree(self.manager.directory)
+            path = os.path.join(self.model_dir, f"ckpt-{self.global_step}")
         return path
 
     # ------------------------------------------------------------------ steps
@@ -275,7 +337,8 @@ class Trainer:
 
     def build_train_function(self, per_replica_batch):
         """The compiled training step: `fn(iterator)` takes one global batch from a distributed iterator,
-        updates the model and returns the losses before the update (plus `learning_rate`)."""
+        updates the model and returns the losses before the update (plus `learning_rate`, and under
+        `STOP_KEY` the sum over the replicas of `fn`'s optional `stop` argument)."""
         return self._build_train_fn(self._global_batch(per_replica_batch))
 
     def _build_train_fn(self, global_batch):
@@ -287,13 +350,16 @@ class Trainer:
         shapes = [v.shape for v in model.trainable_variables]
         sizes = [int(np.prod(shape)) for shape in shapes]
 
-        def replica_fn(features):
+        def replica_fn(features, stop):
             if loss_scaled:
                 losses, grads = task.compute_gradients(
                     features, model, global_batch, loss_scale=optimizer.dynamic_scale
                 )
             else:
                 losses, grads = task.compute_gradients(features, model, global_batch)
+            # Summed with the losses: > 0 when any worker asks to stop (an identity per replica, so that
+            # MirroredStrategy sees a per-replica value rather than the one input tensor).
+            losses = {**losses, STOP_KEY: tf.identity(stop)}
             if single:
                 return losses, grads
             # One flat vector, so that one all-reduce carries every gradient.
@@ -303,9 +369,10 @@ class Trainer:
             replica_fn = tf.function(replica_fn, jit_compile=True)
 
         @tf.function
-        def train_fn(iterator):
+        def train_fn(iterator, stop=None):
             features = next(iterator)
-            losses, grads = strategy.run(replica_fn, args=(features,))
+            stop = tf.constant(0.0) if stop is None else tf.cast(stop, tf.float32)
+            losses, grads = strategy.run(replica_fn, args=(features, stop))
             if single:
                 losses, grads = strategy.experimental_local_results((losses, grads))[0]
             else:
@@ -339,18 +406,20 @@ class Trainer:
         if not self.chief:
             return None
         if name not in self._writers:
-            self._writers[name] = tf.summary.create_file_writer(os.path.join(self.model_dir, name))
+            with self._writing(f"the TensorBoard events ({name}/)"):
+                self._writers[name] = tf.summary.create_file_writer(os.path.join(self.model_dir, name))
         return self._writers[name]
 
     def _write_scalars(self, name, values, step):
         writer = self._writer(name)
         if writer is None:
             return
-        with writer.as_default(step=step):
-            for key, value in values.items():
-                if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
-                    tf.summary.scalar(key, float(value))
-        writer.flush()
+        with self._writing(f"the TensorBoard events of step {step} ({name}/)"):
+            with writer.as_default(step=step):
+                for key, value in values.items():
+                    if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
+                        tf.summary.scalar(key, float(value))
+            writer.flush()
 
     # ------------------------------------------------------------------ loops
     def train(
@@ -390,12 +459,16 @@ class Trainer:
             last_step = min(self.train_steps, stop_at_step or self.train_steps)
             while self.global_step < last_step:
                 try:
-                    step_logs = self._train_fn(iterator)
+                    step_logs = self._train_fn(iterator, tf.constant(float(stop.requested is not None)))
                 except (StopIteration, tf.errors.OutOfRangeError):
                     logger.warning("input ended at step %d before train_steps %d", self.global_step, self.train_steps)
                     break
                 step = self.global_step
                 logs = {k: float(v.numpy()) for k, v in step_logs.items()}
+                # One worker alone decides from its own signal; several stop together at the first step whose
+                # all-reduced flag says that one of them was asked to (so all save the same step).
+                anyone = logs.pop(STOP_KEY) > 0
+                agreed = anyone if self.multi_worker else stop.requested is not None
                 if not math.isfinite(logs["total"]):
                     raise TrainingDivergedError(
                         f"the training loss became {logs['total']} at step {step}; stopped. The last good checkpoint "
@@ -410,12 +483,14 @@ class Trainer:
                     tick, tick_step = time.time(), step
                     self._write_scalars("train", logs, step)
                     self.history.append((step, dict(logs)))
+                saved = None
                 if self.save_steps and step % self.save_steps == 0:
-                    self.save()
+                    saved = self.save()
                 if eval_dataset_fn is not None and eval_every and step % eval_every == 0 and step < self.train_steps:
                     last = self.evaluate(eval_dataset_fn, steps=eval_steps)
-                if stop.requested and step < last_step:
-                    raise TrainingPreempted(step, self.save(), stop.requested)
+                if agreed and step < last_step:
+                    name = stop.requested or f"{STOP_SIGNALS[0].name} to another worker"
+                    raise TrainingPreempted(step, saved or self.save(), name)
         finally:
             stop.__exit__()
             if bar is not None:
@@ -444,7 +519,10 @@ class Trainer:
         self._write_scalars("eval", scalars, self.global_step)
         if self.chief:
             record = {"step": self.global_step, **scalars}
-            atomic_write_text(os.path.join(self.model_dir, "eval_results.json"), json.dumps(record, indent=2) + "\n")
+            with self._writing("eval_results.json"):
+                atomic_write_text(
+                    os.path.join(self.model_dir, "eval_results.json"), json.dumps(record, indent=2) + "\n"
+                )
         logger.info("evaluation at step %d: %s", self.global_step, scalars)
         return metrics
 

@@ -22,6 +22,7 @@ from kaleido_tf.export.serving_module import CLASSIFIER, KaleidoServingModule, m
 from kaleido_tf.export.text_encoder import WordPieceEncoder
 from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_retrieval_model import KaleidoBERTRetrievalModel
+from kaleido_tf.utils.disk_space import disk_full_error, is_disk_full
 from kaleido_tf.utils.io import atomic_directory, atomic_write_text
 from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
 from kaleido_tf.version import __version__
@@ -214,6 +215,22 @@ def export_saved_model(
 
     raw = _add_raw_signatures(module, model, image_path, index_dir, top_k)
 
+    existed = os.path.exists(path)
+    try:
+        _save_version(module, model, path, number, overwrite, text_length, names, encoder, captioner, raw)
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        kept = f"the previous version {number} there is unchanged" if existed else "no partial version was left"
+        raise disk_full_error(
+            path, e, kept, "free space or use another --export_dir", f"export version {number}"
+        ) from e
+    logger.info("exported %s", path)
+    return path
+
+
+def _save_version(module, model, path, number, overwrite, text_length, names, encoder, captioner, raw):
+    """Traces, saves and describes the SavedModel in a temporary directory, then renames it to `path`."""
     steps = tqdm(total=len(module.signature_names) + 2, desc=f"export version {number}", unit="step", leave=False)
     with steps, atomic_directory(path, overwrite=overwrite) as tmp:
         for name in module.signature_names:
@@ -259,5 +276,3 @@ def export_saved_model(
         }
         _write_export_info(tmp, info)
         steps.update()
-    logger.info("exported %s", path)
-    return path

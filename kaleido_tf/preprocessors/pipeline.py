@@ -28,7 +28,6 @@ result object: shard_book (layout, done markers), image_source (loading, patches
 (ITM negatives, camouflage donors), main_pass, retrieval_pass, run_report (schema.json, summary.json).
 """
 
-import errno
 import glob
 import logging
 import os
@@ -51,36 +50,15 @@ from kaleido_tf.preprocessors.run_context import RunContext
 from kaleido_tf.preprocessors.run_report import write_catalog_rejections, write_schema_files, write_summary
 from kaleido_tf.preprocessors.shard_book import SHARD_DIR, ShardBook, ShardSettingsMismatch
 from kaleido_tf.preprocessors.text_tokenizer import build_tokenizer
+from kaleido_tf.utils.disk_space import DiskFullError, disk_full_error, is_disk_full
 
 __all__ = ["OutputSpaceError", "Preprocessor", "ShardSettingsMismatch"]
 
 log = logging.getLogger(__name__)
-_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
-class OutputSpaceError(ValueError):
+class OutputSpaceError(DiskFullError):
     """The output's file system filled up (or a quota was hit); the message says where and what was kept."""
-
-
-def _is_disk_full(error):
-    if isinstance(error, OSError) and error.errno in _FULL:
-        return True
-    text = str(error)
-    return "No space left on device" in text or "Disk quota exceeded" in text or "File too large" in text
-
-
-def _free_mib(path):
-    while path and not os.path.exists(path):
-        path = os.path.dirname(path)
-    try:
-        return shutil.disk_usage(path or ".").free / 2**20
-    except OSError:
-        return float("nan")
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 class Preprocessor:
@@ -123,7 +101,7 @@ class Preprocessor:
                 stage = None
             return summary
         except Exception as e:
-            if not _is_disk_full(e):
+            if not is_disk_full(e):
                 raise
             where = self.out
             kept = (
@@ -131,10 +109,8 @@ class Preprocessor:
                 if stage is not None
                 else "the shard being written was discarded; finished shards keep their done markers"
             )
-            raise OutputSpaceError(
-                f"{where}: the disk is full ({_first_line(e)}; {_free_mib(where):.1f} MiB free on its file "
-                f"system); {kept}; free space or use another --output_dir"
-            ) from e
+            full = disk_full_error(where, e, kept, "free space or use another --output_dir")
+            raise OutputSpaceError(str(full)) from e
         finally:
             if stage is not None:
                 shutil.rmtree(stage, ignore_errors=True)

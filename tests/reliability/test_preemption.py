@@ -12,35 +12,38 @@ from kaleido_tf.engines import TRAINER_MARKER
 from kaleido_tf.engines.preemption import PREEMPTED_EXIT_CODE
 from tests.apps.tiny_data import write_tiny_bundle
 from tests.reliability.helpers import finish, new_rng, run, start
-from tests.reliability.test_kill_training import STEPS, _checkpoint_values, _command
+from tests.reliability.test_kill_training import _checkpoint_values, _command
 
 pytestmark = pytest.mark.slow
 
+STEPS = 5  # 16 examples x 1 epoch / batch 4 + 1
 SLOW_STEP = ["-m", "tests.reliability.slow_child", "--slow", "kaleido_tf.engines.trainer:Trainer._write_scalars=0.3"]
 
 
-def _without_save_steps(command):
-    # Only the end of the run and the SIGTERM save checkpoints; log (and so slow down) every step.
-    return [arg for arg in command if arg != "--save_steps=1"] + ["--log_steps=1"]
+def _short(command):
+    # One epoch; only the end of the run and the SIGTERM save checkpoints; log (and so slow down) every step.
+    dropped = ("--save_steps=1", "--num_epochs=3")
+    return [arg for arg in command if arg not in dropped] + ["--num_epochs=1", "--log_steps=1"]
 
 
 def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_like_an_uninterrupted_run(tmp_path):
     list_file, schema, _ = write_tiny_bundle(tmp_path / "data", "pretrain", num_examples=16, num_files=2)
     whole_dir, stopped_dir = tmp_path / "whole", tmp_path / "stopped"
-    whole = start(_without_save_steps(_command(list_file, schema, whole_dir)))
+    whole = start(_short(_command(list_file, schema, whole_dir)))
 
     rng, seed = new_rng()
-    argv = _without_save_steps(_command(list_file, schema, stopped_dir))
+    argv = _short(_command(list_file, schema, stopped_dir))
     process = start(SLOW_STEP + ["--", argv[1]] + argv[2:])
-    deadline = time.time() + 300
-    while not (stopped_dir / TRAINER_MARKER).exists():  # initialised (the handler follows it): the steps follow
+    deadline = time.time() + 600
+    # TensorBoard's train/ appears when step 1 logs (the handler is in place since the initialisation).
+    while not (stopped_dir / TRAINER_MARKER).exists() or not (stopped_dir / "train").exists():
         assert process.poll() is None and time.time() < deadline, process.communicate()[0][-3000:]
-        time.sleep(0.05)
-    delay = rng.uniform(0.2, 2.0)
+        time.sleep(0.02)
+    delay = rng.uniform(0.0, 0.6)  # each step takes 0.3 s or more: the signal lands before the last one
     time.sleep(delay)
     process.send_signal(signal.SIGTERM)
-    code, out = finish(process)
-    where = f"(seed {seed}, SIGTERM {delay:.2f} s after initialisation)"
+    code, out = finish(process, timeout=600)
+    where = f"(seed {seed}, SIGTERM {delay:.2f} s after step 1)"
     assert code == PREEMPTED_EXIT_CODE == 143, f"{where}\n{out[-3000:]}"
     line = next(x for x in out.splitlines() if "stopped by SIGTERM" in x)
     step = int(line.split("at step ")[1].split(";")[0])
@@ -54,10 +57,10 @@ def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_like_an_uninterrupt
     at_stop = _checkpoint_values(str(stopped_dir / f"ckpt-{step}"))
     assert int(at_stop["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == step
 
-    code, out = run(argv)
+    code, out = run(argv, timeout=600)
     assert code == 0, f"{where}\n{out[-3000:]}"
     assert f"resumed from {stopped_dir}/ckpt-{step} at step {step}" in out and f"finished at step {STEPS}" in out
-    code, whole_out = finish(whole)
+    code, whole_out = finish(whole, timeout=600)
     assert code == 0, whole_out[-3000:]
 
     # save_counter counts the saves (one more here: the SIGTERM's), not training state.
