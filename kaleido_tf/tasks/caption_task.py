@@ -26,7 +26,7 @@ import tensorflow as tf
 from kaleido_tf.evaluators.caption import METRICS, format_caption_report, score_captions
 from kaleido_tf.losses import masked_lm_loss
 from kaleido_tf.model_zoo import caption_decoding
-from kaleido_tf.model_zoo.kaleidobert_captioner import TASK, KaleidoBERTCaptioner
+from kaleido_tf.model_zoo.kaleidobert_captioner import TASK, KaleidoBERTCaptioner, caption_args
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import as_config
 from kaleido_tf.tasks.base_task import Task
 from kaleido_tf.utils.replicas import replica_sum
@@ -137,18 +137,7 @@ class CaptionTask(Task):
         return DEFAULT_VOCAB
 
     def build_model(self):
-        model = KaleidoBERTCaptioner(
-            self.config,
-            pad_id=self.tokens.pad_id,
-            cls_id=self.tokens.cls_id,
-            sep_id=self.tokens.sep_id,
-            mask_id=self.tokens.mask_id,
-            max_caption_length=self.max_caption_length,
-            beam_size=self.beam_size,
-            length_penalty=self.length_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
-            **self.model_kwargs,
-        )
+        model = KaleidoBERTCaptioner(self.config, **caption_args(self), **self.model_kwargs)
         model.build()
         return model
 
