@@ -16,6 +16,8 @@ import logging
 import os
 import sys
 
+from kaleido_tf.utils import cli_errors
+
 PROG = "kaleido-index"
 EXIT_USAGE = 2
 
@@ -155,8 +157,10 @@ def _evaluate(args):
     print(json.dumps(metrics, sort_keys=True) if args.json else format_full_report(metrics))
 
 
-def main(argv=None):
-    """Runs the command on `argv` (default sys.argv[1:]); returns the exit status."""
+COMMANDS = {"build": _build, "search": _search, "evaluate": _evaluate}
+
+
+def _main(argv):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -164,25 +168,19 @@ def main(argv=None):
         return EXIT_USAGE if e.code else 0
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
     try:
-        {"build": _build, "search": _search, "evaluate": _evaluate}[args.command](args)
+        COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, OSError, ImportError, KeyError) as e:
-        if args.traceback:
-            raise
-        message = " ".join(str(e).split()) or type(e).__name__
-        if isinstance(e, OSError) and e.filename and e.filename not in message:
-            message = f"{e.filename}: {message}"
-        print(f"{PROG}: error: {args.command}: {message}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as e:  # e.g. a TensorFlow error inside the model: still one line
-        if args.traceback:
-            raise
-        first = (str(e).strip().splitlines() or [""])[0]
-        print(f"{PROG}: error: {args.command}: {type(e).__name__}: {first} (--traceback shows where)", file=sys.stderr)
-        return EXIT_USAGE
+    except ImportError as e:  # a missing optional package (tensorflow_text, ...): still one line
+        raise RuntimeError(f"{args.command}: {e}; install the missing package") from e
     return 0
+
+
+def main(argv=None):
+    """Runs the command on `argv` (default sys.argv[1:]); returns the exit status. A failure is one line and
+    exit status 2 (`kaleido_tf.utils.cli_errors`; `--traceback` shows the traceback)."""
+    return cli_errors.guard(PROG, _main)(list(sys.argv[1:] if argv is None else argv))
 
 
 def run():

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from kaleido_tf.datasets.errors import DataError, DataFileNotFoundError
 from kaleido_tf.datasets.schema import Schema, get_schema
-from kaleido_tf.utils.io import atomic_write_text, fsync_path
+from kaleido_tf.utils.io import KeepOrDiscard, atomic_write_text, fsync_path
 
 FORMAT_NAME = "kaleido_tf.tfrecord"
 FORMAT_VERSION = 1
@@ -166,7 +166,7 @@ def encode_example(example, schema, feature_dtype="float16", source="<example>")
     return proto.SerializeToString(deterministic=True)  # map keys sorted: the same bytes in every process
 
 
-class TFRecordShardWriter:
+class TFRecordShardWriter(KeepOrDiscard):
     """Writes one TFRecord shard; the file appears under its name only after a clean close.
 
     Use as a context manager: on an exception the temporary file is removed and nothing is left at
@@ -191,15 +191,7 @@ class TFRecordShardWriter:
         self._closed = False
 
     def __enter__(self):
-        self.open()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
+        return self.open()
 
     def open(self):
         if self._writer is not None or self._closed:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from kaleido_tf.utils.io import atomic_write
+from kaleido_tf.utils.io import KeepOrDiscard, atomic_write
 
 FIELD_SEPARATOR = "\001"
 RETRIEVAL_TYPES = ("txt2img", "img2txt")
@@ -133,7 +133,7 @@ def _ids_as_str(values, name):
     return out
 
 
-class RetrievalResultWriter:
+class RetrievalResultWriter(KeepOrDiscard):
     """Writes retrieval predictions in the result-file format, one line per batch.
 
     The file is written under a temporary name and renamed to `path` by `close()` (or on leaving a
@@ -201,16 +201,6 @@ class RetrievalResultWriter:
                 self._stack.__exit__(ValueError, ValueError("aborted"), None)
             except ValueError:
                 pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,42 +296,44 @@ def _clip(text, limit=80):
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _parse_ids(values, field, where):
+def _parse_field(text, field, where, parse_item):
+    """The list in field `field` of a line, each item through `parse_item` (a ValueError of an item names it)."""
     out = []
-    for i, v in enumerate(values):
-        if isinstance(v, bytes):
-            try:
-                v = v.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ValueError(f"{where}: field {field} item {i} is not valid UTF-8: {v!r}") from None
-        elif isinstance(v, bool) or not isinstance(v, (str, int)):
-            raise ValueError(f"{where}: field {field} item {i} must be a string id, found {type(v).__name__} {v!r}")
-        out.append(str(v))
-    return out
-
-
-def _parse_labels(values, where):
-    out = []
-    for i, v in enumerate(values):
-        if not isinstance(v, int) or v not in (0, 1):  # bool is an int: True/False accepted
-            raise ValueError(f"{where}: field labels item {i} must be 0 or 1, found {v!r}")
-        out.append(int(v))
-    return out
-
-
-def _parse_logits(values, where):
-    out = []
-    for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"{where}: field logits item {i} must be a number, found {v!r}")
+    for i, v in enumerate(_literal(text, field, where)):
         try:
-            f = float(v)
-        except OverflowError:
-            f = math.inf
-        if not math.isfinite(f) or abs(f) > _FLOAT32_MAX:
-            raise ValueError(f"{where}: field logits item {i} is not a finite float32: {v!r}")
-        out.append(f)
+            out.append(parse_item(v))
+        except ValueError as e:
+            raise ValueError(f"{where}: field {field} item {i} {e}") from None
     return out
+
+
+def _id_item(v):
+    if isinstance(v, bytes):
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"is not valid UTF-8: {v!r}") from None
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise ValueError(f"must be a string id, found {type(v).__name__} {v!r}")
+    return str(v)
+
+
+def _label_item(v):
+    if not isinstance(v, int) or v not in (0, 1):  # bool is an int: True/False accepted
+        raise ValueError(f"must be 0 or 1, found {v!r}")
+    return int(v)
+
+
+def _logit_item(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"must be a number, found {v!r}")
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f) or abs(f) > _FLOAT32_MAX:
+        raise ValueError(f"is not a finite float32: {v!r}")
+    return f
 
 
 def _parse_line(text, where):
@@ -350,11 +342,11 @@ def _parse_line(text, where):
         raise ValueError(
             f"{where}: expected 5 fields separated by \\001 ({', '.join(_FIELD_NAMES)}), found {len(fields)}"
         )
-    text_ids = _parse_ids(_literal(fields[0], "text_prod_id", where), "text_prod_id", where)
-    image_ids = _parse_ids(_literal(fields[1], "image_prod_id", where), "image_prod_id", where)
-    prod_ids = _parse_ids(_literal(fields[2], "prod_img_id", where), "prod_img_id", where)
-    labels = _parse_labels(_literal(fields[3], "labels", where), where)
-    logits = _parse_logits(_literal(fields[4], "logits", where), where)
+    text_ids = _parse_field(fields[0], "text_prod_id", where, _id_item)
+    image_ids = _parse_field(fields[1], "image_prod_id", where, _id_item)
+    prod_ids = _parse_field(fields[2], "prod_img_id", where, _id_item)
+    labels = _parse_field(fields[3], "labels", where, _label_item)
+    logits = _parse_field(fields[4], "logits", where, _logit_item)
     n = len(text_ids)
     if len(image_ids) != n or len(prod_ids) != n or len(labels) != n:
         raise ValueError(

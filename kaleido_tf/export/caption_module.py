@@ -21,8 +21,8 @@ import tensorflow as tf
 
 from kaleido_tf.export import serving_inputs
 from kaleido_tf.export.signature_module import SignatureModule
+from kaleido_tf.export.vocab_asset import vocab_asset
 from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
-from kaleido_tf.utils.vocab import read_vocab
 
 CAPTIONER = "captioner"
 SIGNATURE = "caption"
@@ -33,18 +33,10 @@ class CaptionDecoder(tf.Module):
 
     def __init__(self, vocab_file, tokens, vocab_size=None, name="caption_decoder"):
         super().__init__(name=name)
-        vocab = read_vocab(vocab_file, vocab_size)
+        vocab, self.vocab_asset, initializer = vocab_asset(vocab_file, vocab_size, to_ids=False)
         self.vocab_file_name = os.path.basename(os.fspath(vocab_file))
         self.vocab_tokens = len(vocab)
         self.tokens = tokens
-        self.vocab_asset = tf.saved_model.Asset(os.fspath(vocab_file))
-        initializer = tf.lookup.TextFileInitializer(
-            self.vocab_asset,
-            key_dtype=tf.int64,
-            key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-            value_dtype=tf.string,
-            value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-        )
         self.id_table = tf.lookup.StaticHashTable(initializer, default_value="[UNK]")
 
     def __call__(self, ids):

@@ -151,8 +151,8 @@ def main(argv=None):
         model_kwargs = {}
         if args.task == "caption":
             # local import: TensorFlow loads after the flags are parsed (--help stays fast)
-            from kaleido_tf.export.exporter import DEFAULT_VOCAB  # noqa: PLC0415
             from kaleido_tf.model_zoo.caption_decoding import CaptionTokens  # noqa: PLC0415
+            from kaleido_tf.utils.vocab import DEFAULT_VOCAB  # noqa: PLC0415
 
             tokens = CaptionTokens.from_vocab_file(args.vocab_file or DEFAULT_VOCAB)
             model_kwargs = dict(

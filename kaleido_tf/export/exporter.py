@@ -24,7 +24,7 @@ from kaleido_tf.model_zoo.kaleidobert_captioner import KaleidoBERTCaptioner
 from kaleido_tf.model_zoo.kaleidobert_retrieval_model import KaleidoBERTRetrievalModel
 from kaleido_tf.utils.disk_space import disk_full_error, is_disk_full
 from kaleido_tf.utils.io import atomic_directory, atomic_write_text
-from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
+from kaleido_tf.utils.vocab import model_vocab
 from kaleido_tf.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -84,35 +84,17 @@ def _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures
     if not text_signatures:
         return None
     vocab_size = model.config.vocab_size
-    if vocab_file is None:
-        tokens = len(read_vocab(DEFAULT_VOCAB))
-        if tokens > vocab_size:
-            logger.warning(
-                "no vocab_file given and the packaged vocab (%d tokens) does not fit the model's vocab_size=%d: "
-                "exporting without text signatures",
-                tokens,
-                vocab_size,
-            )
-            return None
-        vocab_file = DEFAULT_VOCAB
+    try:
+        vocab_file = model_vocab(vocab_file, vocab_size, "the text signatures")
+    except ValueError as e:
+        logger.warning("%s: exporting without text signatures", e)
+        return None
     return WordPieceEncoder(vocab_file, text_length, do_lower_case=do_lower_case, vocab_size=vocab_size)
 
 
 def _write_export_info(directory, info):
     os.makedirs(os.path.join(directory, os.path.dirname(EXPORT_INFO)), exist_ok=True)
     atomic_write_text(os.path.join(directory, EXPORT_INFO), json.dumps(info, indent=2) + "\n")
-
-
-def _caption_vocab(model, vocab_file):
-    if vocab_file is not None:
-        return vocab_file
-    tokens = len(read_vocab(DEFAULT_VOCAB))
-    if tokens > model.config.vocab_size:
-        raise ValueError(
-            f"a captioner export needs the model's vocab: the packaged vocab has {tokens} tokens, more "
-            f"than vocab_size={model.config.vocab_size}; pass vocab_file"
-        )
-    return DEFAULT_VOCAB
 
 
 def _add_raw_signatures(module, model, image_path, index_dir, top_k):
@@ -204,7 +186,10 @@ def export_saved_model(
     if captioner:
         encoder = None
         module = CaptionServingModule(
-            model, _caption_vocab(model, vocab_file), max_length=max_caption_length, beam_size=beam_size
+            model,
+            model_vocab(vocab_file, model.config.vocab_size, "a captioner export"),
+            max_length=max_caption_length,
+            beam_size=beam_size,
         )
     elif retrieval:
         encoder = _text_encoder(model, vocab_file, do_lower_case, text_length, text_signatures)

@@ -22,35 +22,25 @@ import types
 import tensorflow as tf
 
 from kaleido_tf.datasets.schema import FEATURE_MIN_LENGTH
-from kaleido_tf.preprocessors.feature_extractor import EXTRACTOR_NAMES, build_feature_extractor
-from kaleido_tf.preprocessors.foreground import FOREGROUND_METHODS, ForegroundDetector
+from kaleido_tf.preprocessors.feature_extractor import EXTRACTOR_NAMES
+from kaleido_tf.preprocessors.foreground import FOREGROUND_METHODS
 from kaleido_tf.preprocessors.graph_extractor import GraphImagePath
+from kaleido_tf.preprocessors.image_settings import ImageSettings
 from kaleido_tf.utils.kaleido_levels import LEVEL_OFFSETS, LEVEL_SIZES, NUM_PATCHES, POSITION_SIZE
 
 SUMMARY = "summary.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class ImagePathSettings:
-    """The preprocessing settings the in-graph image path needs (names as the `kaleido-preprocess` flags).
+@dataclasses.dataclass(kw_only=True)
+class ImagePathSettings(ImageSettings):
+    """The preprocessing settings the in-graph image path needs: the ImageSettings of the preprocessing run
+    (names as the `kaleido-preprocess` flags; keyword arguments), and the largest image it decodes.
 
     feature_dtype "float16" rounds the features of each level to float16 and back where the shards store that
     field as float16 (feature fields of at least FEATURE_MIN_LENGTH values, datasets/schema.py).
     """
 
-    feature_extractor: str = "resnet50"
-    crop_size: int = 224
-    patch_feature_size: int = 2048
-    feature_seed: int = 0
-    resnet_weights: object = None
-    feature_model: object = None
-    foreground: str = "saliency"
-    foreground_threshold: float = 30.0
-    foreground_min_fraction: float = 0.2
-    min_image_size: int = 32
-    max_image_size: int = 2048
     max_pixels: int = 200_000_000
-    feature_dtype: str = "float16"
 
     @classmethod
     def from_preprocess_dir(cls, directory, **overrides):
@@ -97,21 +87,6 @@ class ImagePathSettings:
             if file and not os.path.isfile(file):
                 raise FileNotFoundError(f"{where}: {key} file not found: {file} (pass --{key} to say where it is)")
         return self
-
-    def build_extractor(self):
-        return build_feature_extractor(
-            self.feature_extractor,
-            crop_size=self.crop_size,
-            feature_size=self.patch_feature_size,
-            resnet_weights=self.resnet_weights,
-            seed=self.feature_seed,
-            feature_model=self.feature_model,
-        )
-
-    def foreground_detector(self):
-        return ForegroundDetector(
-            self.foreground, threshold=self.foreground_threshold, min_fraction=self.foreground_min_fraction
-        )
 
     def to_dict(self):
         out = dataclasses.asdict(self)

@@ -10,7 +10,7 @@ import os
 
 import tensorflow as tf
 
-from kaleido_tf.utils.vocab import read_vocab
+from kaleido_tf.export.vocab_asset import vocab_asset
 
 
 class WordPieceEncoder(tf.Module):
@@ -29,7 +29,7 @@ class WordPieceEncoder(tf.Module):
 
         if text_length < 2:
             raise ValueError(f"text_length must be at least 2 ([CLS] and [SEP]), got {text_length}")
-        vocab = read_vocab(vocab_file, vocab_size)
+        vocab, self.vocab_asset, initializer = vocab_asset(vocab_file, vocab_size, to_ids=True)
         self.vocab_file_name = os.path.basename(os.fspath(vocab_file))
         self.vocab_tokens = len(vocab)
         self.text_length = int(text_length)
@@ -37,14 +37,6 @@ class WordPieceEncoder(tf.Module):
         self.pad_id = vocab["[PAD]"]
         self.cls_id = vocab["[CLS]"]
         self.sep_id = vocab["[SEP]"]
-        self.vocab_asset = tf.saved_model.Asset(os.fspath(vocab_file))
-        initializer = tf.lookup.TextFileInitializer(
-            self.vocab_asset,
-            key_dtype=tf.string,
-            key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-            value_dtype=tf.int64,
-            value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-        )
         # -1 for an unknown piece: the WordPiece op then tries a shorter piece, and finally emits [UNK].
         self.vocab_table = tf.lookup.StaticHashTable(initializer, default_value=-1)
         self.tokenizer = tf_text.BertTokenizer(

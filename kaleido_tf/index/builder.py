@@ -10,7 +10,6 @@ A killed build rerun with the same model and catalog ends with the same files as
 """
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -24,6 +23,7 @@ from kaleido_tf.index import catalog
 from kaleido_tf.index.errors import SearchIndexError
 from kaleido_tf.index.fingerprint import model_fingerprint
 from kaleido_tf.index.store import FORMAT, VERSION, SearchIndex, write_index
+from kaleido_tf.utils import file_lock
 from kaleido_tf.utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -105,15 +105,18 @@ def _save_part(path, part, fingerprint, shard):
 
 @contextlib.contextmanager
 def _locked(work):
-    os.makedirs(work, exist_ok=True)
-    with open(os.path.join(work, "lock"), "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SearchIndexError(
-                f"{work} is locked: another kaleido-index build writes this index; wait for it to finish"
-            ) from None
+    path = os.path.join(work, "lock")
+    try:
+        file_lock.acquire(path)
+    except file_lock.LockBusyError as e:
+        raise SearchIndexError(
+            f"{work} is locked: {file_lock.describe_holder(e.holder)} builds this index (another kaleido-index "
+            f"build); wait for it to finish"
+        ) from None
+    try:
         yield
+    finally:
+        file_lock.release(path)
 
 
 def _check_vectors(name, vectors, dim=None):

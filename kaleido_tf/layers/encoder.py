@@ -6,6 +6,23 @@ from kaleido_tf.layers.activations import get_activation
 from kaleido_tf.layers.attention import SelfAttention
 from kaleido_tf.layers.core import dense, layer_norm
 
+# The arguments of one TransformerLayer: an Encoder takes them too and passes them on to each of its blocks.
+BLOCK_ARGS = (
+    "hidden_size",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "initializer_range",
+    "activation",
+    "fused_qkv",
+)
+
+
+def block_args(layer):
+    """The BLOCK_ARGS of `layer` (a TransformerLayer or an Encoder), by name."""
+    return {name: getattr(layer, name) for name in BLOCK_ARGS}
+
 
 @keras.saving.register_keras_serializable(package="kaleido_tf")
 class TransformerLayer(keras.layers.Layer):
@@ -82,16 +99,7 @@ class TransformerLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            hidden_size=self.hidden_size,
-            num_attention_heads=self.num_attention_heads,
-            intermediate_size=self.intermediate_size,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-            initializer_range=self.initializer_range,
-            activation=self.activation,
-            fused_qkv=self.fused_qkv,
-        )
+        config.update(block_args(self))
         return config
 
 
@@ -126,18 +134,7 @@ class Encoder(keras.layers.Layer):
     def build(self, input_shape=None):
         self.blocks = []
         for i in range(self.num_hidden_layers):
-            block = TransformerLayer(
-                self.hidden_size,
-                self.num_attention_heads,
-                self.intermediate_size,
-                hidden_dropout_prob=self.hidden_dropout_prob,
-                attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-                initializer_range=self.initializer_range,
-                activation=self.activation,
-                fused_qkv=self.fused_qkv,
-                name=f"layer_{i}",
-                dtype=self.dtype_policy,
-            )
+            block = TransformerLayer(**block_args(self), name=f"layer_{i}", dtype=self.dtype_policy)
             block.build((None, None, self.hidden_size))
             # Also a named attribute: TensorFlow checkpoints track attributes, not Keras lists.
             setattr(self, f"layer_{i}", block)
@@ -155,15 +152,5 @@ class Encoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            num_hidden_layers=self.num_hidden_layers,
-            hidden_size=self.hidden_size,
-            num_attention_heads=self.num_attention_heads,
-            intermediate_size=self.intermediate_size,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-            initializer_range=self.initializer_range,
-            activation=self.activation,
-            fused_qkv=self.fused_qkv,
-        )
+        config.update(num_hidden_layers=self.num_hidden_layers, **block_args(self))
         return config

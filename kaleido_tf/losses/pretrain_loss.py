@@ -88,6 +88,17 @@ def pretrain_losses(
             the replicas' shares add up to the loss of the whole batch on one device.
     """
     g = global_batch_size
+
+    def reconstruction(task, target, num_patches, target_softmax_per_patch):
+        return patch_reconstruction_loss(
+            outputs[f"{task}_logits"],
+            target,
+            num_patches,
+            config.patch_feature_size,
+            target_softmax_per_patch=target_softmax_per_patch,
+            global_batch_size=g,
+        )
+
     losses = {
         "masked_lm_loss": masked_lm_loss(
             outputs["mlm_logits"], features["masked_lm_ids"], features["masked_lm_weights"], mlm_weight_total
@@ -98,21 +109,11 @@ def pretrain_losses(
         "camouflage_loss": classification_loss(
             outputs["camouflage_logits"], _labels(features, ("img_camouflage_gt",)), g
         ),
-        "greymask_loss": patch_reconstruction_loss(
-            outputs["greymask_logits"],
-            features["img_grey_mask_gt"],
-            config.masked_greymask_patch_num,
-            config.patch_feature_size,
-            target_softmax_per_patch=grey_target_per_patch,
-            global_batch_size=g,
+        "greymask_loss": reconstruction(
+            "greymask", features["img_grey_mask_gt"], config.masked_greymask_patch_num, grey_target_per_patch
         ),
-        "blankmask_loss": patch_reconstruction_loss(
-            outputs["blankmask_logits"],
-            outputs["target_raw_blank_features"],
-            config.masked_blankmask_patch_num,
-            config.patch_feature_size,
-            target_softmax_per_patch=True,
-            global_batch_size=g,
+        "blankmask_loss": reconstruction(
+            "blankmask", outputs["target_raw_blank_features"], config.masked_blankmask_patch_num, True
         ),
     }
     total = losses["masked_lm_loss"]

@@ -307,20 +307,8 @@ class KaleidoBERTBackbone(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            intermediate_size=self.intermediate_size,
-            max_position_embeddings=self.max_position_embeddings,
-            type_vocab_size=self.type_vocab_size,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-            initializer_range=self.initializer_range,
-            patch_feature_size=self.patch_feature_size,
-            patch_type_vocab_size=self.patch_type_vocab_size,
+            {name: getattr(self, name) for name in CONFIG_FIELDS},
             level_lengths=list(self.level_lengths),
-            text_seq_len=self.text_seq_len,
             use_image_mask=self.use_image_mask,
             fused_qkv=self.fused_qkv,
         )

@@ -26,6 +26,17 @@ from kaleido_tf.utils.kaleido_levels import FEATURE_KEY, LEVEL_NAMES, feature_ke
 TASK = "caption"
 
 
+# The decoding settings: constructor arguments, attributes and config keys of the same names (a caption task
+# holds them too).
+DECODING_ARGS = ("max_caption_length", "beam_size", "length_penalty", "no_repeat_ngram_size")
+
+
+def caption_args(owner):
+    """The token ids and decoding settings of `owner` (a captioner, or a caption task that builds one), as
+    KaleidoBERTCaptioner keyword arguments."""
+    return dict(dataclasses.asdict(owner.tokens), **{name: getattr(owner, name) for name in DECODING_ARGS})
+
+
 @keras.saving.register_keras_serializable(package="kaleido_tf")
 class KaleidoBERTCaptioner(keras.Model):
     """Backbone (layer "bert") + MLM head (layer "mlm_head") under the captioning attention mask.
@@ -196,14 +207,7 @@ class KaleidoBERTCaptioner(keras.Model):
         config = super().get_config()
         config.update(
             config=self.config.to_dict(),
-            pad_id=self.tokens.pad_id,
-            cls_id=self.tokens.cls_id,
-            sep_id=self.tokens.sep_id,
-            mask_id=self.tokens.mask_id,
-            max_caption_length=self.max_caption_length,
-            beam_size=self.beam_size,
-            length_penalty=self.length_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            **caption_args(self),
             mask_seed=self.mask_seed,
             use_image_mask=self.use_image_mask,
             fused_qkv=self.fused_qkv,

@@ -14,21 +14,7 @@ def get_optimizer(learning_rate, train_steps, warmup_ratio=0.1, weight_decay=0.0
     sqrt(v)), so it is used as it is.
     """
     schedule = WarmupLinearDecay(learning_rate, train_steps, compute_warmup_steps(train_steps, warmup_ratio))
+    common = {"learning_rate": schedule, "beta_1": 0.9, "epsilon": 1e-6, "global_clipnorm": clip_norm}
     if weight_decay > 0:
-        return AdamWeightDecay(
-            learning_rate=schedule,
-            weight_decay_rate=weight_decay,
-            beta_1=0.9,
-            beta_2=0.999,
-            epsilon=1e-6,
-            global_clipnorm=clip_norm,
-            name=name or "adam_weight_decay",
-        )
-    return keras.optimizers.Adam(
-        learning_rate=schedule,
-        beta_1=0.9,
-        beta_2=0.98,
-        epsilon=1e-6,
-        global_clipnorm=clip_norm,
-        name=name or "adam",
-    )
+        return AdamWeightDecay(weight_decay_rate=weight_decay, beta_2=0.999, name=name or "adam_weight_decay", **common)
+    return keras.optimizers.Adam(beta_2=0.98, name=name or "adam", **common)

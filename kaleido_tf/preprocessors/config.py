@@ -8,6 +8,7 @@ import os
 from kaleido_tf.preprocessors.feature_extractor import EXTRACTOR_NAMES
 from kaleido_tf.preprocessors.foreground import FOREGROUND_METHODS
 from kaleido_tf.preprocessors.hashing import SPLITS
+from kaleido_tf.preprocessors.image_settings import ImageSettings
 from kaleido_tf.preprocessors.text_tokenizer import TOKENIZER_NAMES
 
 TASKS = ("pretrain", "finetune", "retrieval")
@@ -26,9 +27,9 @@ _NOT_IN_FINGERPRINT = {
 }
 
 
-@dataclasses.dataclass
-class PreprocessConfig:
-    """All preprocessing settings; see docs/preprocessing.md for their meaning."""
+@dataclasses.dataclass(kw_only=True)
+class PreprocessConfig(ImageSettings):
+    """All preprocessing settings (keyword arguments); see docs/preprocessing.md for their meaning."""
 
     catalog: str
     output_dir: str
@@ -36,22 +37,9 @@ class PreprocessConfig:
     alignments: object = None
     label_maps: object = None
     seed: int = 12345
-    # images and patches
-    foreground: str = "saliency"
-    foreground_threshold: float = 30.0
-    foreground_min_fraction: float = 0.2
-    min_image_size: int = 32
-    max_image_size: int = 2048
-    crop_size: int = 224
-    # features
-    feature_extractor: str = "resnet50"
-    resnet_weights: object = None
-    feature_model: object = None
-    feature_seed: int = 0
-    patch_feature_size: int = 2048
+    # images, patches and features: the fields of ImageSettings, and
     image_path: str = "pil"  # "graph": crop features through the TF-ops path (preprocessors/graph_extractor.py)
     mixed_bfloat16: bool = False  # with image_path "graph" and resnet50: bfloat16 matmuls
-    feature_dtype: str = "float16"
     compression: object = None
     batch_size: int = 64
     images_per_chunk: int = 8

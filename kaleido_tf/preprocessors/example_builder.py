@@ -124,18 +124,25 @@ def pretrain_example(mlm, encoded, features, grey_target, positions, plan, itm_l
     return example
 
 
-def finetune_example(record, image_index, encoded, features, positions, category_id, subcategory_id):
-    """A classification example dict (schema "finetune"): the product's own text and image."""
+def _pair_fields(text_record, encoded, image_record, image_index, features, positions):
+    """The fields the finetune and retrieval schemas share: a product text (its id, encoding and words) and a
+    product image (its ids and patch fields)."""
     example = {
-        "text_prod_id": record.product_id,
+        "text_prod_id": text_record.product_id,
         "input_ids": encoded.input_ids,
         "input_mask": encoded.input_mask,
         "segment_ids": encoded.segment_ids,
-        "prod_desc": record.text,
-        "image_prod_id": record.product_id,
-        "prod_img_id": record.image_id(image_index),
+        "prod_desc": text_record.text,
+        "image_prod_id": image_record.product_id,
+        "prod_img_id": image_record.image_id(image_index),
     }
     example.update(image_fields(features, positions))
+    return example
+
+
+def finetune_example(record, image_index, encoded, features, positions, category_id, subcategory_id):
+    """A classification example dict (schema "finetune"): the product's own text and image."""
+    example = _pair_fields(record, encoded, record, image_index, features, positions)
     example.update(
         {
             "img_category": record.category,
@@ -149,15 +156,6 @@ def finetune_example(record, image_index, encoded, features, positions, category
 
 def retrieval_example(text_record, encoded, image_record, image_index, features, positions, label):
     """A retrieval example dict (schema "retrieval"): one text against one image; label 1 = match."""
-    example = {
-        "text_prod_id": text_record.product_id,
-        "input_ids": encoded.input_ids,
-        "input_mask": encoded.input_mask,
-        "segment_ids": encoded.segment_ids,
-        "prod_desc": text_record.text,
-        "nx_sent_labels": np.asarray([label], np.int64),
-        "image_prod_id": image_record.product_id,
-        "prod_img_id": image_record.image_id(image_index),
-    }
-    example.update(image_fields(features, positions))
+    example = _pair_fields(text_record, encoded, image_record, image_index, features, positions)
+    example["nx_sent_labels"] = np.asarray([label], np.int64)
     return example

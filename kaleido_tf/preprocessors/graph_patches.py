@@ -11,6 +11,7 @@
 
 import tensorflow as tf
 
+from kaleido_tf.preprocessors.foreground import ForegroundDetector
 from kaleido_tf.utils.kaleido_levels import LEVEL_GRIDS, NUM_PATCHES
 
 _PRECISION_BITS = 22  # Pillow's fixed-point precision for 8-bit resampling
@@ -111,53 +112,33 @@ def _percentile(values, q):
 
 
 class GraphForeground(tf.Module):
-    """The saliency box of preprocessors/foreground.py; same arguments and defaults."""
+    """The saliency box of a ForegroundDetector (preprocessors/foreground.py) in TF ops, with its settings."""
 
-    def __init__(
-        self,
-        method="saliency",
-        threshold=30.0,
-        min_fraction=0.2,
-        border=2,
-        max_border_spread=40.0,
-        margin=0.02,
-        min_line_fraction=0.01,
-        work_size=256,
-        name=None,
-    ):
+    def __init__(self, detector=None, name=None):
         super().__init__(name=name)
-        if method not in ("saliency", "none"):
-            raise ValueError(f"foreground method must be 'saliency' or 'none', got {method!r}")
-        self.method = method
-        self.threshold = float(threshold)
-        self.min_fraction = float(min_fraction)
-        self.border = int(border)
-        self.max_border_spread = float(max_border_spread)
-        self.margin = float(margin)
-        self.min_line_fraction = float(min_line_fraction)
-        self.work_size = int(work_size)
+        self.detector = ForegroundDetector() if detector is None else detector
 
     @classmethod
     def from_detector(cls, detector):
         """The graph twin of a ForegroundDetector."""
-        keys = ("method", "threshold", "min_fraction", "border", "max_border_spread", "margin", "min_line_fraction")
-        return cls(work_size=detector.work_size, **{k: getattr(detector, k) for k in keys})
+        return cls(detector)
 
     def __call__(self, image):
         """image uint8 [H, W, 3] -> (box int32 [4] (x0, y0, x1, y1), fallback int32: 0 none, 1..3 the reasons)."""
+        d = self.detector
         shape = tf.shape(image)
         height, width = shape[0], shape[1]
         full = tf.stack([0, 0, width, height])
-        if self.method == "none":
+        if d.method == "none":
             return full, tf.constant(0)
         wf, hf = tf.cast(width, tf.float64), tf.cast(height, tf.float64)
-        scale = tf.minimum(_f(1.0), _f(self.work_size) / tf.maximum(wf, hf))
+        scale = tf.minimum(_f(1.0), _f(d.work_size) / tf.maximum(wf, hf))
         small_w = tf.maximum(1, tf.cast(tf.round(wf * scale), tf.int32))
         small_h = tf.maximum(1, tf.cast(tf.round(hf * scale), tf.int32))
         arr = tf.cond(scale < 1.0, lambda: pil_bilinear_resize(image, small_h, small_w), lambda: image)
         arr = tf.cast(arr, tf.float64)  # [h, w, 3]
         h, w = tf.shape(arr)[0], tf.shape(arr)[1]
-        b = tf.maximum(1, tf.minimum(tf.minimum(self.border, h // 4), w // 4))
+        b = tf.maximum(1, tf.minimum(tf.minimum(d.border, h // 4), w // 4))
         frame = tf.concat(
             [
                 tf.reshape(arr[:b], [-1, 3]),
@@ -169,13 +150,13 @@ class GraphForeground(tf.Module):
         )  # [P, 3]
         background = _median(frame)  # [3]
         spread = tf.reduce_max(tf.abs(frame - background), axis=1)  # [P]
-        not_uniform = _percentile(spread, 0.9) > self.max_border_spread
+        not_uniform = _percentile(spread, 0.9) > d.max_border_spread
 
-        mask = tf.reduce_max(tf.abs(arr - background), axis=2) > self.threshold  # [h, w]
+        mask = tf.reduce_max(tf.abs(arr - background), axis=2) > d.threshold  # [h, w]
         counts = tf.cast(mask, tf.float64)
         w64, h64 = tf.cast(w, tf.float64), tf.cast(h, tf.float64)
-        rows = tf.where(tf.reduce_sum(counts, axis=1) >= tf.maximum(_f(1.0), self.min_line_fraction * w64))[:, 0]
-        cols = tf.where(tf.reduce_sum(counts, axis=0) >= tf.maximum(_f(1.0), self.min_line_fraction * h64))[:, 0]
+        rows = tf.where(tf.reduce_sum(counts, axis=1) >= tf.maximum(_f(1.0), d.min_line_fraction * w64))[:, 0]
+        cols = tf.where(tf.reduce_sum(counts, axis=0) >= tf.maximum(_f(1.0), d.min_line_fraction * h64))[:, 0]
         empty = tf.logical_or(tf.equal(tf.size(rows), 0), tf.equal(tf.size(cols), 0))
 
         def first_last(idx):
@@ -186,12 +167,12 @@ class GraphForeground(tf.Module):
         r0, r1 = first_last(rows)
         x0, x1 = c0 / w64 * wf, (c1 + 1.0) / w64 * wf
         y0, y1 = r0 / h64 * hf, (r1 + 1.0) / h64 * hf
-        mx, my = self.margin * wf, self.margin * hf
+        mx, my = d.margin * wf, d.margin * hf
         x0 = tf.maximum(_f(0.0), tf.math.floor(x0 - mx))
         y0 = tf.maximum(_f(0.0), tf.math.floor(y0 - my))
         x1 = tf.minimum(wf, tf.math.ceil(x1 + mx))
         y1 = tf.minimum(hf, tf.math.ceil(y1 + my))
-        small = tf.logical_or((x1 - x0) < self.min_fraction * wf, (y1 - y0) < self.min_fraction * hf)
+        small = tf.logical_or((x1 - x0) < d.min_fraction * wf, (y1 - y0) < d.min_fraction * hf)
         box = tf.cast(tf.stack([x0, y0, x1, y1]), tf.int32)
         fallback = tf.where(not_uniform, 1, tf.where(empty, 2, tf.where(small, 3, 0)))
         return tf.where(fallback > 0, full, box), fallback

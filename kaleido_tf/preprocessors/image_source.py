@@ -3,8 +3,6 @@ kaleido patches, and the patch feature extractor, built on first use."""
 
 import collections
 
-from kaleido_tf.preprocessors.feature_extractor import build_feature_extractor
-from kaleido_tf.preprocessors.foreground import ForegroundDetector
 from kaleido_tf.preprocessors.graph_extractor import GraphCropExtractor
 from kaleido_tf.preprocessors.image_loader import ImageLoader, ImageRejected
 from kaleido_tf.preprocessors.kaleido_patches import KaleidoPatchGenerator
@@ -24,9 +22,7 @@ class ImageSource:
         self.loader = ImageLoader(min_size=c.min_image_size, max_size=c.max_image_size)
         self.patcher = KaleidoPatchGenerator(
             crop_size=c.crop_size,
-            foreground=ForegroundDetector(
-                c.foreground, threshold=c.foreground_threshold, min_fraction=c.foreground_min_fraction
-            ),
+            foreground=c.foreground_detector(),
         )
         if feature_extractor is not None:
             if (feature_extractor.crop_size, feature_extractor.feature_size) != (c.crop_size, c.patch_feature_size):
@@ -38,15 +34,7 @@ class ImageSource:
     def extractor(self):
         if self._extractor is None:
             c = self.config
-            self._extractor = build_feature_extractor(
-                c.feature_extractor,
-                crop_size=c.crop_size,
-                feature_size=c.patch_feature_size,
-                resnet_weights=c.resnet_weights,
-                seed=c.feature_seed,
-                batch_size=c.batch_size,
-                feature_model=c.feature_model,
-            )
+            self._extractor = c.build_extractor(batch_size=c.batch_size)
             if c.image_path == "graph":  # the crops' features in TF ops, many images per call
                 self._extractor = GraphCropExtractor(self._extractor, c.batch_size, c.mixed_bfloat16)
         return self._extractor

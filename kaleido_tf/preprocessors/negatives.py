@@ -41,15 +41,18 @@ class NegativeSampler:
                 t for t in tiers if t[0] not in ("split", "catalog")
             ]
         for tier, ranges in tiers:
-            tries = 0
-            for cand in self.index.iter_candidates(rng, ranges, exclude=lambda p: p == pos):
-                tries += 1
-                if tries > MAX_TRIES_PER_TIER:
-                    break
-                other = self.index.record_at(cand)
+            for other in self._candidates(pos, rng, ranges):
                 if not same_text(other.text, record.text):
                     return other, tier
         return None
+
+    def _candidates(self, pos, rng, ranges):
+        """The records of at most MAX_TRIES_PER_TIER candidates drawn from `ranges`, never `pos` itself."""
+        candidates = self.index.iter_candidates(rng, ranges, exclude=lambda p: p == pos)
+        for tries, cand in enumerate(candidates, start=1):
+            if tries > MAX_TRIES_PER_TIER:
+                return
+            yield self.index.record_at(cand)
 
     def _donor_patches(self, path):
         if path in self._donor_cache:
@@ -73,12 +76,7 @@ class NegativeSampler:
         own = own_base[s].astype(np.int16)
         best = None
         for tier, ranges in self.index.tiers(pos, "different"):
-            tries = 0
-            for cand in self.index.iter_candidates(rng, ranges, exclude=lambda p: p == pos):
-                tries += 1
-                if tries > MAX_TRIES_PER_TIER:
-                    break
-                other = self.index.record_at(cand)
+            for other in self._candidates(pos, rng, ranges):
                 patches = self._donor_patches(other.images[int(rng.integers(len(other.images)))])
                 if patches is None:
                     continue

@@ -20,6 +20,11 @@ class Task:
         """A dict of scalar losses with the optimised one under "total"."""
         raise NotImplementedError
 
+    def training_losses(self, features, model, global_batch_size=None):
+        """The losses of a training forward pass (`compute_gradients` records it on its tape)."""
+        outputs = model(features, training=True)
+        return self.compute_losses(outputs, features, global_batch_size)
+
     def compute_gradients(self, features, model, global_batch_size=None, loss_scale=None):
         """Forward and backward pass on this replica's share of the batch.
 
@@ -29,8 +34,7 @@ class Task:
         scaled): the caller unscales them.
         """
         with tf.GradientTape() as tape:
-            outputs = model(features, training=True)
-            losses = self.compute_losses(outputs, features, global_batch_size)
+            losses = self.training_losses(features, model, global_batch_size)
             objective = losses["total"]
             if loss_scale is not None:
                 objective = objective * tf.cast(loss_scale, objective.dtype)

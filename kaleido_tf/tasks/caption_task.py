@@ -17,7 +17,6 @@ Shape legend: B batch, T text length, P max_predictions, L max caption length, V
 
 import collections
 import math
-import os
 
 import keras
 import numpy as np
@@ -26,11 +25,11 @@ import tensorflow as tf
 from kaleido_tf.evaluators.caption import METRICS, format_caption_report, score_captions
 from kaleido_tf.losses import masked_lm_loss
 from kaleido_tf.model_zoo import caption_decoding
-from kaleido_tf.model_zoo.kaleidobert_captioner import TASK, KaleidoBERTCaptioner
+from kaleido_tf.model_zoo.kaleidobert_captioner import TASK, KaleidoBERTCaptioner, caption_args
 from kaleido_tf.model_zoo.kaleidobert_pretrain_model import as_config
 from kaleido_tf.tasks.base_task import Task
 from kaleido_tf.utils.replicas import replica_sum
-from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
+from kaleido_tf.utils.vocab import model_vocab
 
 DEFAULT_MASK_RATIO = 0.3
 # Validation masks are drawn with this fixed seed, so evaluation losses of different steps compare.
@@ -108,7 +107,7 @@ class CaptionTask(Task):
         if int(max_predictions) < 1:
             raise ValueError(f"max_predictions must be at least 1, got {max_predictions}")
         self.max_predictions = int(max_predictions)
-        self.vocab_file = self._resolve_vocab(vocab_file)
+        self.vocab_file = model_vocab(vocab_file, self.config.vocab_size, "captioning", "vocab_file (--vocab_file)")
         self.tokens = caption_decoding.CaptionTokens.from_vocab_file(self.vocab_file, self.config.vocab_size)
         self.id_to_token = caption_decoding.read_id_to_token(self.vocab_file, self.config.vocab_size)
         if max_caption_length is not None and not 1 <= int(max_caption_length) < self.config.max_position_embeddings:
@@ -125,30 +124,8 @@ class CaptionTask(Task):
         self.metrics = tuple(METRICS if metrics is None else metrics)
         self.model_kwargs = model_kwargs
 
-    def _resolve_vocab(self, vocab_file):
-        if vocab_file is not None:
-            return os.fspath(vocab_file)
-        tokens = len(read_vocab(DEFAULT_VOCAB))
-        if tokens > self.config.vocab_size:
-            raise ValueError(
-                f"captioning needs the model's vocab: the packaged vocab has {tokens} tokens, more "
-                f"than vocab_size={self.config.vocab_size}; pass vocab_file (--vocab_file)"
-            )
-        return DEFAULT_VOCAB
-
     def build_model(self):
-        model = KaleidoBERTCaptioner(
-            self.config,
-            pad_id=self.tokens.pad_id,
-            cls_id=self.tokens.cls_id,
-            sep_id=self.tokens.sep_id,
-            mask_id=self.tokens.mask_id,
-            max_caption_length=self.max_caption_length,
-            beam_size=self.beam_size,
-            length_penalty=self.length_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
-            **self.model_kwargs,
-        )
+        model = KaleidoBERTCaptioner(self.config, **caption_args(self), **self.model_kwargs)
         model.build()
         return model
 

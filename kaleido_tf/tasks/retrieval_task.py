@@ -89,16 +89,8 @@ class RetrievalTask(Task):
         losses["total"] = total
         return losses, outputs
 
-    def compute_gradients(self, features, model, global_batch_size=None, loss_scale=None):
-        with tf.GradientTape() as tape:
-            losses, _ = self._losses(model, features, True, global_batch_size)
-            objective = losses["total"]
-            if loss_scale is not None:
-                objective = objective * tf.cast(loss_scale, objective.dtype)
-        variables = model.trainable_variables
-        grads = tape.gradient(objective, variables)
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
-        return losses, grads
+    def training_losses(self, features, model, global_batch_size=None):
+        return self._losses(model, features, True, global_batch_size)[0]
 
     def compute_losses(self, outputs, features, global_batch_size=None):
         raise NotImplementedError("the retrieval losses need the model (hard negatives): use compute_gradients")

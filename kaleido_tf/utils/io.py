@@ -51,6 +51,21 @@ def fsync_path(path):
         os.close(fd)
 
 
+class KeepOrDiscard:
+    """The `with` behaviour of a writer that can `close()` (keep what it wrote) or `abort()` (discard it): a
+    block that ends normally closes the writer, one that raises aborts it, and the exception goes on."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", encoding=None):
     """Opens a temporary file beside `path`; on a clean exit renames it to `path`.

@@ -27,6 +27,21 @@ def default_vocab_path():
 DEFAULT_VOCAB = default_vocab_path()
 
 
+def model_vocab(vocab_file, vocab_size, what, flag="vocab_file"):
+    """`vocab_file` (a path), or the packaged vocabulary when None, for a use (`what`, e.g. "captioning")
+    that must share the model's vocabulary: the packaged vocab must then not hold more tokens than the
+    model's `vocab_size` (ValueError asking for `flag`)."""
+    if vocab_file is not None:
+        return os.fspath(vocab_file)
+    tokens = len(read_vocab(DEFAULT_VOCAB))
+    if tokens > vocab_size:
+        raise ValueError(
+            f"{what} needs the model's vocab: the packaged vocab has {tokens} tokens, more than "
+            f"vocab_size={vocab_size}; pass {flag}"
+        )
+    return DEFAULT_VOCAB
+
+
 def read_vocab(vocab_file, vocab_size=None, required=REQUIRED_TOKENS):
     """Reads and checks a WordPiece vocab (one token a line); returns {token: id}, in id order.
 

@@ -11,8 +11,8 @@ import tensorflow as tf
 import kaleido_tf
 from kaleido_tf.export import exporter
 from kaleido_tf.export.exporter import ExportError, export_saved_model, resolve_version
-from kaleido_tf.export.text_encoder import read_vocab
 from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
+from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
 from tests.export.conftest import (
     TEXTS,
     TINY_CHECKPOINT,
@@ -332,7 +332,7 @@ def test_packaged_vocab_too_big_for_tiny_model_leaves_text_out(exported):
     model = exported["model"]
     assert exporter._text_encoder(model, None, True, 16, True) is None  # 30522 tokens > vocab_size 120
     with pytest.raises(ValueError, match="30522 tokens, but the model's word table has only vocab_size=120"):
-        exporter._text_encoder(model, exporter.DEFAULT_VOCAB, True, 16, True)
+        exporter._text_encoder(model, DEFAULT_VOCAB, True, 16, True)
     with pytest.raises(ValueError, match="label_map applies to classifier models"):
         export_saved_model(model, exported["root"] / "unused", label_map={"a": 0})
     assert not os.path.exists(exported["root"] / "unused")

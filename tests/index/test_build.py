@@ -120,6 +120,35 @@ def test_a_second_builder_of_the_same_index_is_refused_while_one_runs(catalog, m
     assert not os.path.exists(tmp_path / "index")
 
 
+def test_the_index_lock_names_its_holder_and_goes_with_a_killed_one(catalog, model, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.reliability.helpers import ROOT, child_env
+
+    lock = tmp_path / ".index.building" / "lock"
+    hold = (
+        "import sys, time\n"
+        "from kaleido_tf.utils import file_lock\n"
+        "file_lock.acquire(sys.argv[1])\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(lock)], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SearchIndexError, match=f"is locked: process {holder.pid} on "):
+            build_index(model, catalog, str(tmp_path / "index"), progress=False)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    index = build_index(model, catalog, str(tmp_path / "index"), progress=False)  # the lock went with it
+    assert index.num_products == 10 and not lock.exists()
+
+
 def test_rerank_refuses_a_catalog_shard_changed_since_the_build(catalog, model, tmp_path):
     import shutil
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kaleido_tf.apps import index_main as cli
+from kaleido_tf.utils import cli_errors
 from tests.index.fakes import fake_model, write_catalog
 
 
@@ -84,11 +85,14 @@ def test_another_models_index_is_refused_naming_both_fingerprints(setup, capsys)
     assert built_by in err and err.count("sha256:") == 2
 
 
-def test_missing_index_file_and_traceback_flag(setup, capsys, tmp_path):
+def test_missing_index_file_and_traceback_flag(setup, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli_errors, "_wanted", [False])  # --traceback below must not outlive this test
     code, _, err = _run(capsys, "search", "--index_dir", str(tmp_path), "--product_id", "p001")
-    assert code == 2 and "not an index" in err
-    with pytest.raises(ValueError):
-        cli.main(["--traceback", "search", "--index_dir", str(tmp_path), "--product_id", "p001"])
+    assert code == 2 and "not an index" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("kaleido-index: error: ")
+    code, _, err = _run(capsys, "--traceback", "search", "--index_dir", str(tmp_path), "--product_id", "p001")
+    assert code == 2 and "Traceback (most recent call last)" in err
+    assert err.strip().splitlines()[-1].startswith("kaleido-index: error: ") and "not an index" in err
 
 
 def test_evaluate_prints_the_full_gallery_metrics(setup, capsys):
