@@ -416,9 +416,15 @@ def run_training_stages(out, data, config, size, stage, progress):
     # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
     from kaleido_tf.demo.serve_stage import export_for_page  # noqa: PLC0415
 
-    serve = export_for_page(out, data, search["model"], stage, progress=progress)
+    serve = export_for_page(
+        out, data, search["model"], stage, progress=progress, classifier_steps=size["finetune_steps"]
+    )
     results["search"]["export"] = serve["exports"]["retrieval"]
-    results["serve"] = {"args": serve["args"], "catalog": serve["catalog"]}
+    results["serve"] = {
+        "args": serve["args"],
+        "catalog": serve["catalog"],
+        "classifier_accuracy_on_images_alone": serve["image_accuracy"],
+    }
 
     # Acceptance of the full demo: category >= 0.9; both Rank@1 >= 20x chance (1/101).
     category = next(v for n, v, _ in results["metrics"] if n.startswith("category accuracy") and "pretrained" in n)
