@@ -157,7 +157,6 @@ def export_for_page(out, data, search_model, stage, progress=False, caption=True
                 os.path.join(out, "export", name),
                 vocab_file=vocab,
                 label_map=label_map,
-                text_signatures=False,  # the page sends classifiers image bytes only; fewer graphs to trace
                 image_path=image_path,
                 version=1,
                 overwrite=True,
