@@ -22,9 +22,9 @@ import re
 import shutil
 import sys
 import textwrap
-import time
 
 from kaleido_tf.demo.serve_stage import CATALOG_INDEX
+from kaleido_tf.demo.stages import Stages
 from kaleido_tf.utils.io import atomic_write_text
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -117,28 +117,6 @@ def build_vocab(catalog_path, vocab_path):
 
     atomic_write_text(vocab_path, "\n".join(dict.fromkeys(tokens)) + "\n")
     return len(dict.fromkeys(tokens))
-
-
-class Stages:
-    """Times each stage and prints a banner."""
-
-    def __init__(self):
-        self.seconds = {}
-
-    def __call__(self, name):
-        stages = self
-
-        class _Stage:
-            def __enter__(self):
-                print(f"\n=== {name} ===", flush=True)
-                self.start = time.time()
-
-            def __exit__(self, *exc):
-                stages.seconds[name] = time.time() - self.start
-                if exc[0] is None:
-                    print(f"--- {name}: {stages.seconds[name]:.1f}s", flush=True)
-
-        return _Stage()
 
 
 def main(argv=None):

@@ -202,13 +202,18 @@ def main(argv=None):
     import argparse  # noqa: PLC0415
     import json  # noqa: PLC0415
 
-    from kaleido_tf.demo.run import SIZES, Stages  # noqa: PLC0415
+    from kaleido_tf.demo.stages import Stages  # noqa: PLC0415
     from kaleido_tf.utils import cli_errors  # noqa: PLC0415
     from kaleido_tf.utils.io import atomic_write_text  # noqa: PLC0415
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--output_dir", default="demo_out", help="the folder of a finished `python -m kaleido_tf.demo.run`")
-    p.add_argument("--quick", action="store_true", help="the demo ran with --quick (the classifiers' steps)")
+    p.add_argument(
+        "--classifier_steps",
+        type=int,
+        default=120,
+        help="finetuning steps of each classifier (the demo's: 120 quick, 400 full)",
+    )
     p.add_argument("--no_progress", action="store_true")
 
     def run(argv):
@@ -222,14 +227,13 @@ def main(argv=None):
 
         stage = Stages()
         model = registry.from_pretrained(os.path.join(out, "runs", "search"), task="retrieval")
-        size = SIZES["quick" if args.quick else "full"]
         serve = export_for_page(
             out,
             os.path.join(out, "data"),
             model,
             stage,
             progress=not args.no_progress,
-            classifier_steps=size["finetune_steps"],
+            classifier_steps=args.classifier_steps,
         )
         summary["serve"] = {
             "args": serve["args"],
