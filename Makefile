@@ -2,6 +2,7 @@
 #   make demo   installs into .venv and runs the main job on the embedded demo catalog
 #   make test   installs into .venv and runs the test suite
 #   make search-demo  the catalog search page over the demo's outputs (after make demo)
+#   make browser-test  the search page in headless Chromium over the demo's outputs (after make demo-quick)
 #   make lint   ruff (lint and format check) and import-linter's layering contracts (docs/architecture.md)
 #   make serving-compat  the demo's exports answer the same under TF Serving's TensorFlow (after make demo-quick)
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: install demo demo-quick search-demo serving-compat test lint bench clean
+.PHONY: install demo demo-quick search-demo browser-test serving-compat test lint bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +27,16 @@ demo-quick: install
 	$(PY) -m kaleido_tf.demo.run --quick $(DEMO_ARGS)
 
 DEMO_OUT ?= demo_out
+# The page over the demo's outputs, with the arguments the demo recorded in summary.json["serve"].
+SERVE_DEMO_ARGS = $(PY) -c 'import json, shlex, sys; print(shlex.join(json.load(open(sys.argv[1]))["serve"]["args"]))'
 search-demo: install
-	$(VENV)/bin/kaleido-serve --export_dir $(DEMO_OUT)/export --index_dir $(DEMO_OUT)/index \
-		--catalog $(DEMO_OUT)/catalog/catalog.jsonl $(SERVE_ARGS)
+	eval $(VENV)/bin/kaleido-serve "$$($(SERVE_DEMO_ARGS) $(DEMO_OUT)/summary.json)" $(SERVE_ARGS)
+
+# The search page in headless Chromium (Debian's chromium + chromium-driver) over the demo's outputs (after
+# make demo-quick or make demo); screenshots and the share of test products passing each check land in
+# $(DEMO_OUT)/browser/.
+browser-test: install
+	KALEIDO_DEMO_OUT=$(DEMO_OUT) $(PY) -m pytest browser_tests -q
 
 # A second virtualenv with the TensorFlow and TensorFlow Text of the newest TF Serving release, nothing else:
 # the demo's SavedModels must load there and answer as in the exporting environment (docs/serving.md).

@@ -1,18 +1,22 @@
 """Latency of kaleido-serve's text search under N concurrent clients on loopback (bounded count and time).
 
     python bench/serve_load.py --url http://127.0.0.1:8080 --clients 1,4,8 --requests 200 --seconds 30
+    python bench/serve_load.py --demo_out demo_out   # starts kaleido-serve over the demo's outputs itself
 
 Each client sends queries built from the catalog's own product texts (word pairs, so the answers are real
 searches, not cache hits of one string) one after another; the script prints, per client count, the number of
 requests, queries/s, and the median and 95th percentile of the request latency. It only talks to a loopback
-address. Without --url it starts `kaleido-serve` itself with --serve_args and stops it at the end.
+address. Without --url it starts `kaleido-serve` itself with --serve_args (or the arguments the demo recorded in
+--demo_out's summary.json["serve"]) and stops it at the end.
 """
 
 import argparse
 import asyncio
 import ipaddress
 import json
+import os
 import random
+import shlex
 import statistics
 import subprocess
 import sys
@@ -64,6 +68,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", default=None)
     p.add_argument("--serve_args", default="", help="arguments of kaleido-serve when --url is not given")
+    p.add_argument("--demo_out", default=None, help="a demo output folder: serve its summary.json['serve'] args")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--clients", default="1,4,8")
     p.add_argument("--requests", type=int, default=200, help="requests per client count (at most)")
@@ -75,7 +80,11 @@ def main(argv=None):
     url = flags.url
     if url is None:
         url = f"http://127.0.0.1:{flags.port}"
-        cmd = [sys.executable, "-m", "kaleido_tf.apps.serve", "--port", str(flags.port), *flags.serve_args.split()]
+        args = shlex.split(flags.serve_args)
+        if flags.demo_out:
+            with open(os.path.join(flags.demo_out, "summary.json"), encoding="utf-8") as f:
+                args = json.load(f)["serve"]["args"] + args
+        cmd = [sys.executable, "-m", "kaleido_tf.apps.serve", "--port", str(flags.port), *args]
         server = subprocess.Popen(cmd)
     host = urllib.parse.urlparse(url).hostname
     if not (host == "localhost" or ipaddress.ip_address(host).is_loopback):

@@ -9,7 +9,8 @@ matching alone, fresh in-batch negatives) -> category and subcategory finetuning
 from scratch, to show what pretraining is worth) -> image->text and text->image retrieval with the paper's
 protocol (1 positive + 100 negatives) -> captioning finetuned from the pretrained model -> search (retrieval
 finetuning from the ITM-phase weights, an index of the test split, the full-gallery protocol, three text
-queries) -> SavedModel exports (the ITM-phase model and the search model) ->
+queries) -> SavedModel exports (the ITM-phase model; for the search page, an index of the whole catalog and the
+search, category, subcategory and caption models with raw-image signatures: demo/serve_stage.py) ->
 a summary table (each metric beside chance, wall time per stage) and `report.png` (loss curves and the table)
 next to the TensorBoard logs. docs/demo.md has the measured numbers and why each stage is there.
 """
@@ -21,8 +22,9 @@ import re
 import shutil
 import sys
 import textwrap
-import time
 
+from kaleido_tf.demo.serve_stage import CATALOG_INDEX
+from kaleido_tf.demo.stages import Stages
 from kaleido_tf.utils.io import atomic_write_text
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -117,28 +119,6 @@ def build_vocab(catalog_path, vocab_path):
     return len(dict.fromkeys(tokens))
 
 
-class Stages:
-    """Times each stage and prints a banner."""
-
-    def __init__(self):
-        self.seconds = {}
-
-    def __call__(self, name):
-        stages = self
-
-        class _Stage:
-            def __enter__(self):
-                print(f"\n=== {name} ===", flush=True)
-                self.start = time.time()
-
-            def __exit__(self, *exc):
-                stages.seconds[name] = time.time() - self.start
-                if exc[0] is None:
-                    print(f"--- {name}: {stages.seconds[name]:.1f}s", flush=True)
-
-        return _Stage()
-
-
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     size = SIZES["quick" if args.quick else "full"]
@@ -148,7 +128,7 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     # Every run of the demo starts afresh: its training runs must not resume an earlier demo's checkpoints.
 
-    for stale in ("runs", "export"):
+    for stale in ("runs", "export", CATALOG_INDEX):
         shutil.rmtree(os.path.join(out, stale), ignore_errors=True)
 
     # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
@@ -408,11 +388,21 @@ def run_training_stages(out, data, config, size, stage, progress):
         )
         print(f"SavedModel: {path}")
         results["export"] = path
-        path = export_saved_model(
-            search["model"], os.path.join(out, "export", "retrieval"), vocab_file=os.path.join(out, "vocab.txt")
-        )
-        print(f"SavedModel (search): {path}")
-        results["search"]["export"] = path
+
+    # What the search page needs (the catalog index, the exports with raw-image signatures); last, so no stage
+    # above sees a random draw of its own.
+    # local import: TensorFlow and each stage load after the arguments are parsed (--help stays fast)
+    from kaleido_tf.demo.serve_stage import export_for_page  # noqa: PLC0415
+
+    serve = export_for_page(
+        out, data, search["model"], stage, progress=progress, classifier_steps=size["finetune_steps"]
+    )
+    results["search"]["export"] = serve["exports"]["retrieval"]
+    results["serve"] = {
+        "args": serve["args"],
+        "catalog": serve["catalog"],
+        "classifier_accuracy_on_images_alone": serve["image_accuracy"],
+    }
 
     # Acceptance of the full demo: category >= 0.9; both Rank@1 >= 20x chance (1/101).
     category = next(v for n, v, _ in results["metrics"] if n.startswith("category accuracy") and "pretrained" in n)
@@ -617,6 +607,7 @@ def write_report(out, results, seconds):
                 "export": results.get("export"),
                 "search": results.get("search"),
                 "retrieval_full": results.get("search_metrics"),
+                "serve": results.get("serve"),
             },
             indent=2,
         )

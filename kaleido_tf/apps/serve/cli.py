@@ -5,12 +5,15 @@
 
 `--export_dir` is one export base path (`E/<version>/saved_model.pb`) or a folder of them (`E/<name>/<version>`,
 as `make demo` writes); each is routed by the task recorded in its `kaleido_export.json`. The server binds the
-loopback address unless `--host` says otherwise.
+loopback address unless `--host` says otherwise. A failure to start is one line and exit status 2
+(`--traceback` shows the traceback), as with every tool of the project.
 """
 
 import argparse
 import ipaddress
 import sys
+
+from kaleido_tf.utils import cli_errors
 
 
 def build_parser():
@@ -39,28 +42,23 @@ def _check(flags):
         print(f"warning: --host={flags.host} serves the catalog beyond this machine", file=sys.stderr)
 
 
+@cli_errors.cli("kaleido-serve")
 def main(argv=None):
     flags = build_parser().parse_args(argv)
-    try:
-        _check(flags)
-        # local import: TensorFlow and the web stack load only after the flags are known to be right
-        import uvicorn  # noqa: PLC0415
+    _check(flags)
+    # local import: TensorFlow and the web stack load only after the flags are known to be right
+    import uvicorn  # noqa: PLC0415
 
-        from kaleido_tf.apps.serve.app import create_app  # noqa: PLC0415
-        from kaleido_tf.apps.serve.saved_model_backend import load_backend  # noqa: PLC0415
+    from kaleido_tf.apps.serve.app import create_app  # noqa: PLC0415
+    from kaleido_tf.apps.serve.saved_model_backend import load_backend  # noqa: PLC0415
 
-        backend, catalog = load_backend(flags.export_dir, index_dir=flags.index_dir, catalog=flags.catalog)
-        app = create_app(
-            backend,
-            catalog,
-            max_upload_bytes=int(flags.max_upload_mb * 1024 * 1024),
-            max_pixels=int(flags.max_megapixels * 1e6),
-        )
-    except (OSError, ValueError, RuntimeError) as exc:  # TensorFlow's load errors are RuntimeErrors
-        if flags.traceback:
-            raise
-        print(f"kaleido-serve: error: {exc}", file=sys.stderr)
-        return 2
+    backend, catalog = load_backend(flags.export_dir, index_dir=flags.index_dir, catalog=flags.catalog)
+    app = create_app(
+        backend,
+        catalog,
+        max_upload_bytes=int(flags.max_upload_mb * 1024 * 1024),
+        max_pixels=int(flags.max_megapixels * 1e6),
+    )
     print(f"kaleido-serve: {len(catalog)} products at http://{flags.host}:{flags.port}/", flush=True)
     uvicorn.run(app, host=flags.host, port=flags.port, log_level="warning")
     return 0
