@@ -399,6 +399,7 @@ def run_training_stages(out, data, config, size, stage, progress):
     )
     results["search"]["export"] = serve["exports"]["retrieval"]
     results["serve"] = {
+        "size": next(name for name, s in SIZES.items() if s is size),  # the browser test's floors depend on it
         "args": serve["args"],
         "catalog": serve["catalog"],
         "classifier_accuracy_on_images_alone": serve["image_accuracy"],

@@ -235,7 +235,9 @@ def main(argv=None):
             progress=not args.no_progress,
             classifier_steps=args.classifier_steps,
         )
+        size = summary.get("serve", {}).get("size") or ("full" if args.classifier_steps >= 400 else "quick")
         summary["serve"] = {
+            "size": size,
             "args": serve["args"],
             "catalog": serve["catalog"],
             "classifier_accuracy_on_images_alone": serve["image_accuracy"],
