@@ -27,11 +27,10 @@ from kaleido_tf.utils.io import atomic_write
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app
 
 from kaleido_tf.apps import app_flags
+from kaleido_tf.apps.absl_entry import run_absl_tool
 from kaleido_tf.utils import label_map
-from kaleido_tf.utils.cli_errors import take_traceback_flag
 
 app_flags.define_flags()
 FLAGS = app_flags.FLAGS
@@ -143,17 +142,8 @@ def predict(task):
         run_predict(task)
 
 
-def _main_with_error_lines(argv):
-    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
-    from kaleido_tf.apps.runner import main_wrapper  # noqa: PLC0415
-
-    return main_wrapper(main)(argv)
-
-
 def run():
-    take_traceback_flag()  # --traceback: the full trace of a failure
-    app_flags.list_in_help(app_flags.__name__)  # --help lists this tool's flags
-    app.run(_main_with_error_lines)
+    run_absl_tool(main)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app
 
 from kaleido_tf.apps import app_flags
-from kaleido_tf.utils.cli_errors import take_traceback_flag
+from kaleido_tf.apps.absl_entry import run_absl_tool
 
 app_flags.define_flags()
 FLAGS = app_flags.FLAGS
@@ -70,17 +69,8 @@ def evaluation_report(metrics):
     return "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
 
 
-def _main_with_error_lines(argv):
-    # local import: TensorFlow loads after the flags are parsed (--help stays fast)
-    from kaleido_tf.apps.runner import main_wrapper  # noqa: PLC0415
-
-    return main_wrapper(main)(argv)
-
-
 def run():
-    take_traceback_flag()  # --traceback: the full trace of a failure
-    app_flags.list_in_help(app_flags.__name__)  # --help lists this tool's flags
-    app.run(_main_with_error_lines)
+    run_absl_tool(main)
 
 
 if __name__ == "__main__":
