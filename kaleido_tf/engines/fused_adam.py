@@ -12,9 +12,9 @@ update in one pass:
 The global-norm clipping is fused the same way: the squared norm of each gradient is one reduction
 (`tf.nn.l2_loss`) instead of a squared copy followed by a sum.
 
-`FusedAdam` subclasses keras.optimizers.Adam and replaces only `update_step` (TensorFlow backend, dense
-gradients, no AMSGrad) and clips by global norm itself, through the public `apply`; slots, names, checkpoints
-and the learning-rate schedule are Adam's own.
+`FusedAdam` subclasses keras.optimizers.Adam and replaces only `update_step` and the global-norm clipping
+(TensorFlow backend, dense gradients, no AMSGrad); slots, names, checkpoints and the learning-rate schedule
+are Adam's own.
 """
 
 import keras
@@ -23,19 +23,7 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="kaleido_tf")
 class FusedAdam(keras.optimizers.Adam):
-    """keras.optimizers.Adam whose per-variable update is TensorFlow's fused Adam kernel.
-
-    With `global_clipnorm` alone (no clipnorm, clipvalue, loss_scale_factor or gradient accumulation, which
-    Keras' Adam handles itself) the clipping is this class's own `clip_by_global_norm`, applied in `apply`
-    before Adam's update: `fused_global_clipnorm` holds the norm and Keras' `global_clipnorm` is None.
-    """
-
-    def __init__(self, *args, global_clipnorm=None, **kwargs):
-        own = bool(global_clipnorm) and not any(
-            kwargs.get(key) for key in ("clipnorm", "clipvalue", "loss_scale_factor", "gradient_accumulation_steps")
-        )
-        super().__init__(*args, global_clipnorm=None if own else global_clipnorm, **kwargs)
-        self.fused_global_clipnorm = global_clipnorm if own else None
+    """keras.optimizers.Adam whose per-variable update is TensorFlow's fused Adam kernel."""
 
     def update_step(self, gradient, variable, learning_rate):
         if (
@@ -64,29 +52,20 @@ class FusedAdam(keras.optimizers.Adam):
             use_locking=False,
         )
 
-    def apply(self, grads, trainable_variables=None):
-        """Adam's `apply`, the gradients first clipped to `global_clipnorm` by `clip_by_global_norm`."""
-        if self.fused_global_clipnorm:
-            grads = self.clip_by_global_norm(grads)
-        return super().apply(grads, trainable_variables)
-
-    def clip_by_global_norm(self, grads):
-        """Keras' global-norm clipping, with one fused reduction per gradient for the norm (sparse gradients
-        are made dense first); None gradients stay None."""
-        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+    def _clip_gradients(self, grads):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or not self.global_clipnorm
+            or self.clipnorm
+            or any(isinstance(g, tf.IndexedSlices) for g in grads)
+        ):
+            return super()._clip_gradients(grads)
+        # keras' clip_by_global_norm, with one fused reduction per gradient for the norm.
         squared = [2.0 * tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in grads if g is not None]  # sum(g^2)
-        if not squared:
-            return grads
         norm = tf.sqrt(tf.add_n(squared))
-        clip = tf.cast(self.fused_global_clipnorm, norm.dtype)
+        clip = tf.cast(self.global_clipnorm, norm.dtype)
         scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)  # NaN when the norm is not finite
         return [g * tf.cast(scale, g.dtype) if g is not None else g for g in grads]
-
-    def get_config(self):
-        config = super().get_config()
-        if self.fused_global_clipnorm:
-            config["global_clipnorm"] = self.fused_global_clipnorm
-        return config
 
     @classmethod
     def from_adam(cls, adam):
