@@ -17,6 +17,7 @@ import os
 import sys
 
 from kaleido_tf.utils import cli_errors
+from kaleido_tf.utils.progress_flag import add_progress_flag
 
 PROG = "kaleido-index"
 EXIT_USAGE = 2
@@ -66,7 +67,7 @@ def build_parser():
     build.add_argument("--splits", default="train,valid,test", help="splits of a preprocessing output to index")
     build.add_argument("--batch_size", type=int, default=64)
     build.add_argument("--overwrite", action="store_true", help="replace an existing index")
-    build.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    add_progress_flag(build, default=None)  # --progress / --noprogress; default: on only on a terminal
 
     search = commands.add_parser("search", help="the products best matching a text or a product")
     search.add_argument("--index_dir", required=True)
