@@ -62,6 +62,13 @@ def get_strategy(num_gpus=None, cpu_replicas=None):
     return tf.distribute.OneDeviceStrategy("/cpu:0")
 
 
+def num_workers(strategy):
+    """How many worker processes (chief included) the strategy's cluster has; 0 without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None and resolver.cluster_spec() else {}
+    return sum(len(spec.get(kind, [])) for kind in ("chief", "worker"))
+
+
 def is_chief(strategy):
     """True on the worker that writes checkpoints, summaries and results."""
     resolver = getattr(strategy, "cluster_resolver", None)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from kaleido_tf.convert.tf1_converter import CheckpointError
 from kaleido_tf.engines import model_dir_lock
-from kaleido_tf.engines.distribution import is_chief
+from kaleido_tf.engines.distribution import is_chief, num_workers
 from kaleido_tf.engines.fused_adam import fuse_optimizer
 from kaleido_tf.engines.predictor import local_numpy, predict_batches
 from kaleido_tf.engines.preemption import STOP_SIGNALS, StopSignal, TrainingPreempted
@@ -94,12 +94,6 @@ def _random_states(model):
     return [getattr(v, "value", v) for v in model.variables if id(v) not in weights]
 
 
-def _num_workers(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    spec = resolver.cluster_spec().as_dict() if resolver is not None and resolver.cluster_spec() else {}
-    return sum(len(spec.get(kind, [])) for kind in ("chief", "worker"))
-
-
 class Trainer:
     """Trains, evaluates and predicts with a task under a strategy.
 
@@ -154,7 +148,7 @@ class Trainer:
         self.progress = progress
         self.chief = is_chief(self.strategy)
         # Several workers agree on a stop (SIGTERM to any of them) through the step's all-reduce.
-        self.multi_worker = _num_workers(self.strategy) > 1
+        self.multi_worker = num_workers(self.strategy) > 1
         with self.strategy.scope():
             with dtype_policy_scope(self.mixed_precision):
                 self.model = task.build_model()
