@@ -86,7 +86,7 @@ def train_control(model, batches, control, steps, learning_rate=5e-4, seed=0, lo
     optimizer = keras.optimizers.Adam(learning_rate)
     generator = tf.random.Generator.from_seed(seed)
 
-    @tf.function
+    @tf.function(autograph=False)
     def step(batch):
         size = tf.shape(batch["input_ids"])[0]
         swap = generator.uniform([size]) < 0.5  # [B]

@@ -25,7 +25,7 @@ def predict_batches(strategy, task, model, dataset_fn, passthrough=()):
     dataset_fn(input_context) -> a dataset of per-replica batches.
     """
 
-    @tf.function
+    @tf.function(autograph=False)
     def predict_fn(features):
         out = task.predict_step(features, model)
         out.update({k: features[k] for k in passthrough if k in features})

@@ -111,8 +111,8 @@ class ITMScorer:
         self.model = model
         self.batch_size = int(batch_size)
         backbone = model.backbone
-        self._embed_text = tf.function(lambda f: backbone.embed_text(f, training=False))
-        self._embed_patches = tf.function(lambda f: backbone.embed_patches(f, training=False))
+        self._embed_text = tf.function(lambda f: backbone.embed_text(f, training=False), autograph=False)
+        self._embed_patches = tf.function(lambda f: backbone.embed_patches(f, training=False), autograph=False)
 
         def score_batch(text_emb, text_mask, image_emb, image_mask):
             # [B, T, H], [B, T], [B, N, H], [B, N] -> [B, 2]
@@ -121,7 +121,7 @@ class ITMScorer:
             pooled = backbone.pool_embedded(embedded, key_mask, training=False)  # [B, H]
             return ops.cast(model.itm_head(pooled), "float32")
 
-        self._score_batch = tf.function(score_batch, jit_compile=jit_compile)
+        self._score_batch = tf.function(score_batch, jit_compile=jit_compile, autograph=False)
 
     def _batched(self, fn, features):
         count = len(next(iter(features.values())))

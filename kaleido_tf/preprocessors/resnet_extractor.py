@@ -83,7 +83,7 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
             x = tf.cast(batch, tf.float32)[..., ::-1] - mean
             return model(x, training=False)
 
-        self._forward = tf.function(forward, reduce_retracing=True) if use_tf_function else forward
+        self._forward = tf.function(forward, reduce_retracing=True, autograph=False) if use_tf_function else forward
         self._tf = tf
 
     def _extract(self, crops):
