@@ -52,10 +52,11 @@ serving-compat: install $(COMPAT_VENV)/.installed
 	$(PY) tools/serving_compat.py record --demo_dir $(DEMO_OUT)
 	$(COMPAT_VENV)/bin/python tools/serving_compat.py check --demo_dir $(DEMO_OUT)
 
-# The suite runs in one worker per logical CPU (pytest-xdist); TEST_WORKERS=0 runs it in one process.
+# The suite runs in one worker per logical CPU (pytest-xdist), whole modules per worker so that a module's
+# fixtures are built once; TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= logical
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -7,3 +7,14 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 GOLDEN = os.path.join(FIXTURES, "golden")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with a test marked `slow` run first, each module's tests in their order.
+
+    `make test` gives each pytest-xdist worker whole modules (`--dist loadfile`, so that a module's fixtures
+    are built once) in this order: the long modules start at once and the short ones fill the end, so no
+    worker is left waiting on one long module.
+    """
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
