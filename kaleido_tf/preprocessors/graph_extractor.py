@@ -89,7 +89,7 @@ def graph_crop_features(extractor, mixed_bfloat16=False):
     else:
         raise ValueError(f"no graph version of the {name!r} extractor")
     spec = tf.TensorSpec([None, extractor.crop_size, extractor.crop_size, 3], tf.uint8)
-    return tf.function(fn, input_signature=[spec])
+    return tf.function(fn, input_signature=[spec], autograph=False)
 
 
 class GraphCropExtractor(PatchFeatureExtractor):
@@ -143,7 +143,9 @@ class GraphImagePath(tf.Module):
         self.decoder = GraphImageDecoder(min_size=min_size, max_size=max_size, max_pixels=max_pixels)
         self.foreground = GraphForeground.from_detector(foreground) if foreground is not None else None
         self.crop_features = graph_crop_features(extractor, mixed_bfloat16=mixed_bfloat16)
-        self.run = tf.function(self._call, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        self.run = tf.function(
+            self._call, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")], autograph=False
+        )
 
     def __call__(self, image_bytes):
         """image_bytes: tf.string [B]. Returns the dict described in the class docstring."""
