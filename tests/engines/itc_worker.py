@@ -1,9 +1,10 @@
-"""The ITC loss and its gradients under MirroredStrategy over 1, 2 and 4 logical CPUs, in its own process
-(logical devices must be set before TensorFlow starts); saves them as .npz.
+"""The ITC loss and its gradients on one device and under MirroredStrategy over 2 and 4 logical CPUs, in its own
+process (logical devices must be set before TensorFlow starts); saves them as .npz.
 
-    python -m tests.engines.itc_worker OUT.npz REPLICAS
+    python -m tests.engines.itc_worker OUT.npz REPLICAS[,REPLICAS...]
 
-One strategy per process: strategies of different sizes in one process would share collective group keys.
+One MirroredStrategy per process: strategies of different sizes in one process would share collective group
+keys. One replica is OneDeviceStrategy (no collectives), so it shares a process with one MirroredStrategy.
 """
 
 import os
@@ -13,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 GLOBAL_BATCH = 8
 REPLICAS = (1, 2, 4)
+PROCESSES = ((1, 2), (4,))  # the replica counts each process runs
 
 
 def main():
@@ -38,8 +40,11 @@ def main():
     reference.build()
     initial = reference.get_weights()
     results = {}
-    for replicas in (int(sys.argv[2]),):
-        strategy = tf.distribute.MirroredStrategy(devices[:replicas])
+    for replicas in (int(n) for n in sys.argv[2].split(",")):
+        if replicas == 1:
+            strategy = tf.distribute.OneDeviceStrategy(devices[0])
+        else:
+            strategy = tf.distribute.MirroredStrategy(devices[:replicas])
         with strategy.scope():
             model = KaleidoBERTRetrievalModel(config, itc_embedding_size=4)
             model.build()
