@@ -1,17 +1,29 @@
-"""Engines: distribution strategy, the training loop and prediction."""
+"""Engines: distribution strategy, the training loop and prediction.
 
-from kaleido_tf.engines.distribution import get_strategy, is_chief, split_cpu
-from kaleido_tf.engines.predictor import Predictor
-from kaleido_tf.engines.preemption import TrainingPreempted
-from kaleido_tf.engines.trainer import TRAINER_MARKER, Trainer, TrainingDivergedError
+Importing the package is cheap (TensorFlow loads with the first name used), so a process that needs only the
+model-directory lock (`kaleido_tf.engines.model_dir_lock`) starts at once.
+"""
 
-__all__ = [
-    "TRAINER_MARKER",
-    "Predictor",
-    "Trainer",
-    "TrainingDivergedError",
-    "TrainingPreempted",
-    "get_strategy",
-    "is_chief",
-    "split_cpu",
-]
+import importlib
+
+_LAZY = {
+    "get_strategy": "kaleido_tf.engines.distribution",
+    "is_chief": "kaleido_tf.engines.distribution",
+    "split_cpu": "kaleido_tf.engines.distribution",
+    "Predictor": "kaleido_tf.engines.predictor",
+    "TrainingPreempted": "kaleido_tf.engines.preemption",
+    "TRAINER_MARKER": "kaleido_tf.engines.trainer",
+    "Trainer": "kaleido_tf.engines.trainer",
+    "TrainingDivergedError": "kaleido_tf.engines.trainer",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kaleido_tf.engines' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

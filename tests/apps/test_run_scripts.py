@@ -14,6 +14,7 @@ from kaleido_tf.evaluators.retrieval import score_retrieval
 from kaleido_tf.evaluators.retrieval_format import read_retrieval_results
 from tests.apps.tiny_data import schema_string, write_tiny_bundle
 from tests.conftest import GOLDEN
+from tests.session_once import once_per_session
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,28 +28,6 @@ def _place(tmp, kind, dest_dir, names, **kwargs):
     for i, name in enumerate(names):
         shutil.move(str(src / f"part_{i:03d}.tsv"), os.path.join(dest_dir, name))
     return examples
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("project")
-    data = tmp / "dataset"
-    _place(tmp, "pretrain", data / "pretrain", ["pretrain_train__a", "pretrain_train__b"], num_examples=16)
-    _place(tmp, "pretrain", data / "pretrain", ["pretrain_valid__a"], num_examples=8, num_files=1, seed=1)
-    _place(tmp, "finetune", data / "finetune", ["finetune_train__a"], num_examples=16, num_files=1, seed=2)
-    _place(tmp, "finetune", data / "finetune", ["finetune_valid__a"], num_examples=8, num_files=1, seed=3)
-    _place(
-        tmp,
-        "retrieval",
-        data / "retrieve",
-        ["retrieve_i2t__a"],
-        num_examples=15,
-        num_files=1,
-        seed=4,
-        direction="img2txt",
-    )
-    _place(tmp, "retrieval", data / "retrieve", ["retrieve_t2i__a"], num_examples=15, num_files=1, seed=5)
-    return tmp
 
 
 def _script(project, name, env, *args):
@@ -73,10 +52,26 @@ def _script(project, name, env, *args):
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def pretrained(project):
+def _pretrained_project(tmp):
+    """Writes the project's dataset/ and runs run_pretrain.sh in it (its output in pretrain_output.txt)."""
+    data = tmp / "dataset"
+    _place(tmp, "pretrain", data / "pretrain", ["pretrain_train__a", "pretrain_train__b"], num_examples=16)
+    _place(tmp, "pretrain", data / "pretrain", ["pretrain_valid__a"], num_examples=8, num_files=1, seed=1)
+    _place(tmp, "finetune", data / "finetune", ["finetune_train__a"], num_examples=16, num_files=1, seed=2)
+    _place(tmp, "finetune", data / "finetune", ["finetune_valid__a"], num_examples=8, num_files=1, seed=3)
+    _place(
+        tmp,
+        "retrieval",
+        data / "retrieve",
+        ["retrieve_i2t__a"],
+        num_examples=15,
+        num_files=1,
+        seed=4,
+        direction="img2txt",
+    )
+    _place(tmp, "retrieval", data / "retrieve", ["retrieve_t2i__a"], num_examples=15, num_files=1, seed=5)
     out = _script(
-        project,
+        tmp,
         "run_pretrain.sh",
         {
             "PRETRAIN_MODEL": os.path.join(GOLDEN, "tiny", "model.ckpt-0"),
@@ -86,7 +81,19 @@ def pretrained(project):
             "LEARNING_RATE": "1e-3",
         },
     )
-    return out
+    (tmp / "pretrain_output.txt").write_text(out)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory):
+    """The project directory, pretrained once per session: the other scripts start from its checkpoints/pretrained
+    (each writes its own files beside, so tests on several workers share it)."""
+    return once_per_session(tmp_path_factory, "run_scripts_project", _pretrained_project)
+
+
+@pytest.fixture
+def pretrained(project):
+    return (project / "pretrain_output.txt").read_text()
 
 
 def test_run_pretrain(project, pretrained):

@@ -14,10 +14,10 @@ import kaleido_tf
 from kaleido_tf.export import cli as export_cli
 from kaleido_tf.export.exporter import export_saved_model
 from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
-from tests.apps.tiny_data import write_tiny_bundle
 from tests.reliability.helpers import hidden_entries, run, tree_fingerprint
 from tests.reliability.test_kill_convert_export import _export_weights, sources  # noqa: F401 (fixture)
-from tests.reliability.test_kill_training import _checkpoint_values, _command
+from tests.reliability.test_kill_training import _checkpoint_values
+from tests.reliability.training_runs import STEPS, train_command
 
 pytestmark = pytest.mark.slow
 
@@ -60,42 +60,47 @@ def _error_lines(out):
     return [line for line in out.splitlines() if "error:" in line]
 
 
-def test_full_disk_at_a_checkpoint_keeps_the_last_one_and_the_rerun_resumes(tmp_path):
-    list_file, schema, _ = write_tiny_bundle(tmp_path / "data", "pretrain", num_examples=16, num_files=2)
+def test_full_disk_at_a_checkpoint_keeps_the_last_one_and_the_rerun_resumes(uninterrupted, tmp_path):
+    list_file, schema, whole_dir = uninterrupted
+    last, steps = STEPS, STEPS + 2
     with _mount(tmp_path, 16) as mnt:
+        # A finished run (its checkpoint ckpt-13 and the rest of its directory) on the small disk; asked for two
+        # more steps, a checkpoint after each, it finds the disk full before the checkpoint of step 14 fits.
         model_dir = os.path.join(mnt, "model")
-        # Two steps, a checkpoint after each; then the disk fills up before the step-3 checkpoint fits.
-        code, out = run(_command(list_file, schema, model_dir, "--train_steps=2"), timeout=600)
-        assert code == 0, out[-3000:]
-        checkpoint = [os.path.join(model_dir, n) for n in os.listdir(model_dir) if n.startswith("ckpt-2.")]
+        shutil.copytree(whole_dir, model_dir)
+        checkpoint = [os.path.join(model_dir, n) for n in os.listdir(model_dir) if n.startswith(f"ckpt-{last}.")]
+        assert checkpoint, os.listdir(model_dir)
         before = {n: v for n, v in tree_fingerprint(model_dir).items() if n.startswith("ckpt-")}
-        values = _checkpoint_values(os.path.join(model_dir, "ckpt-2"))
+        values = _checkpoint_values(os.path.join(model_dir, f"ckpt-{last}"))
         filler = _fill(mnt, _size(checkpoint) // 2)  # room for config.json and the logs, not a checkpoint
 
-        command = _command(list_file, schema, model_dir, "--train_steps=4")
+        command = train_command(list_file, schema, model_dir, "--save_steps=1", f"--train_steps={steps}")
         code, out = run(command, timeout=600)
         assert code == 2, out[-3000:]
         assert "Traceback" not in out
         assert len(_error_lines(out)) == 1, out[-3000:]
         line = _error_lines(out)[0]
-        assert line.startswith(f"error: {model_dir}: the disk is full while writing the checkpoint of step 3 ("), line
+        assert line.startswith(
+            f"error: {model_dir}: the disk is full while writing the checkpoint of step {last + 1} ("
+        ), line
         assert "No space left on device" in line and "MiB free on its file system" in line, line
         assert line.endswith(
-            f"the last complete checkpoint {model_dir}/ckpt-2 is intact and stays the latest; free space there "
+            f"the last complete checkpoint {model_dir}/ckpt-{last} is intact and stays the latest; free space there "
             "(or use another --model_dir) and run the same command again to resume"
         ), line
-        # The partial checkpoint is gone, the complete ones are untouched and ckpt-2 stays the latest.
-        assert not [n for n in os.listdir(model_dir) if n.startswith("ckpt-3")], os.listdir(model_dir)
+        # The partial checkpoint is gone, the complete one is untouched and stays the latest.
+        assert not [n for n in os.listdir(model_dir) if n.startswith(f"ckpt-{last + 1}")], os.listdir(model_dir)
         assert {n: v for n, v in tree_fingerprint(model_dir).items() if n.startswith("ckpt-")} == before
         with open(os.path.join(model_dir, "checkpoint")) as f:
-            assert f.readline().strip() == 'model_checkpoint_path: "ckpt-2"'
+            assert f.readline().strip() == f'model_checkpoint_path: "ckpt-{last}"'
 
         os.remove(filler)
         code, out = run(command, timeout=600)
         assert code == 0, out[-3000:]
-        assert f"resumed from {model_dir}/ckpt-2 at step 2" in out and "finished at step 4" in out, out[-3000:]
-        resumed = _checkpoint_values(os.path.join(model_dir, "ckpt-4"))
-        assert int(resumed["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 4
+        assert f"resumed from {model_dir}/ckpt-{last} at step {last}" in out, out[-3000:]
+        assert f"finished at step {steps}" in out, out[-3000:]
+        resumed = _checkpoint_values(os.path.join(model_dir, f"ckpt-{steps}"))
+        assert int(resumed["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == steps
         assert any((resumed[k] != v).any() for k, v in values.items() if k.startswith("model/")), "it trained"
 
 

@@ -9,39 +9,14 @@ import pytest
 import tensorflow as tf
 
 from tests.apps.tiny_data import write_tiny_bundle
-from tests.conftest import GOLDEN
-from tests.reliability.helpers import finish, kill_at_random, new_rng, run, start
+from tests.reliability.helpers import kill_at_random, new_rng, run
+from tests.reliability.training_runs import STEPS, train_command
 
 pytestmark = pytest.mark.slow
 
-STEPS = 13  # 16 examples x 3 epochs / batch 4 + 1 (EasyTransfer's arithmetic)
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("kill_training")
-    list_file, schema, _ = write_tiny_bundle(directory / "data", "pretrain", num_examples=16, num_files=2)
-    return directory, list_file, schema
-
 
 def _command(list_file, schema, model_dir, *extra):
-    return [
-        "-m",
-        "kaleido_tf.apps.pretrain_main",
-        "--mode=train",
-        f"--train_input_fp={list_file}",
-        f"--input_schema={schema}",
-        f"--pretrain_model_name_or_path={os.path.join(GOLDEN, 'tiny', 'model.ckpt-0')}",
-        "--input_sequence_length=16",
-        "--train_batch_size=4",
-        "--num_epochs=3",
-        "--save_steps=1",
-        "--learning_rate=1e-3",
-        "--seed=1",
-        "--progress=false",
-        f"--model_dir={model_dir}",
-        *extra,
-    ]
+    return train_command(list_file, schema, model_dir, "--save_steps=1", *extra)  # a checkpoint after each step
 
 
 def _checkpoint_values(prefix):
@@ -53,10 +28,9 @@ def _checkpoint_values(prefix):
     }
 
 
-def test_killed_training_resumes_to_the_uninterrupted_weights(bundle):
-    directory, list_file, schema = bundle
-    whole_dir, killed_dir = directory / "whole", directory / "killed"
-    whole = start(_command(list_file, schema, whole_dir))  # the reference run, alongside
+def test_killed_training_resumes_to_the_uninterrupted_weights(uninterrupted, tmp_path):
+    list_file, schema, whole_dir = uninterrupted  # the reference run, once per session
+    killed_dir = tmp_path / "killed"
 
     rng, seed = new_rng()
     command = _command(list_file, schema, killed_dir)
@@ -70,20 +44,22 @@ def test_killed_training_resumes_to_the_uninterrupted_weights(bundle):
     code, out = run(command)
     assert code == 0, f"{where}\n{out[-3000:]}"
     assert "resumed from" in out and f"finished at step {STEPS}" in out, out[-3000:]
-    code, whole_out = finish(whole)
-    assert code == 0, whole_out[-3000:]
 
+    # save_counter counts the saves (here one per step and the one at the end; the reference's only the one at
+    # the end), not training state.
     expected = _checkpoint_values(str(whole_dir / f"ckpt-{STEPS}"))
     got = _checkpoint_values(str(killed_dir / f"ckpt-{STEPS}"))
+    assert int(got.pop("save_counter/.ATTRIBUTES/VARIABLE_VALUE")) == STEPS + 1
+    assert int(expected.pop("save_counter/.ATTRIBUTES/VARIABLE_VALUE")) == 1
     assert set(got) == set(expected) and len(expected) > 100  # weights, Adam slots, step, dropout states
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, atol=1e-6, rtol=0, err_msg=f"{name} {where}")
     assert int(got["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == STEPS
 
 
-def test_diverging_run_stops_with_the_step_and_keeps_the_last_good_checkpoint(bundle):
-    directory, list_file, schema = bundle
-    model_dir = directory / "diverged"
+def test_diverging_run_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    list_file, schema, _ = write_tiny_bundle(tmp_path / "data", "pretrain", num_examples=16, num_files=2)
+    model_dir = tmp_path / "diverged"
     # No warmup and an absurd learning rate: the first update (step 1) is finite, the loss at step 2 is not.
     code, out = run(_command(list_file, schema, model_dir, "--learning_rate=1e38", "--warmup_ratio=0"))
     assert code == 2, out[-3000:]

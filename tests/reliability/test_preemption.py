@@ -10,29 +10,22 @@ import pytest
 
 from kaleido_tf.engines import TRAINER_MARKER
 from kaleido_tf.engines.preemption import PREEMPTED_EXIT_CODE
-from tests.apps.tiny_data import write_tiny_bundle
 from tests.reliability.helpers import finish, new_rng, run, start
-from tests.reliability.test_kill_training import _checkpoint_values, _command
+from tests.reliability.test_kill_training import _checkpoint_values
+from tests.reliability.training_runs import STEPS, train_command
 
 pytestmark = pytest.mark.slow
 
-STEPS = 5  # 16 examples x 1 epoch / batch 4 + 1
 SLOW_STEP = ["-m", "tests.reliability.slow_child", "--slow", "kaleido_tf.engines.trainer:Trainer._write_scalars=0.3"]
 
 
-def _short(command):
-    # One epoch; only the end of the run and the SIGTERM save checkpoints; log (and so slow down) every step.
-    dropped = ("--save_steps=1", "--num_epochs=3")
-    return [arg for arg in command if arg not in dropped] + ["--num_epochs=1", "--log_steps=1"]
-
-
-def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_like_an_uninterrupted_run(tmp_path):
-    list_file, schema, _ = write_tiny_bundle(tmp_path / "data", "pretrain", num_examples=16, num_files=2)
-    whole_dir, stopped_dir = tmp_path / "whole", tmp_path / "stopped"
-    whole = start(_short(_command(list_file, schema, whole_dir)))
+def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_like_an_uninterrupted_run(uninterrupted, tmp_path):
+    list_file, schema, whole_dir = uninterrupted  # the reference run, once per session
+    stopped_dir = tmp_path / "stopped"
 
     rng, seed = new_rng()
-    argv = _short(_command(list_file, schema, stopped_dir))
+    # Only the end of the run and the SIGTERM save checkpoints; log (and so slow down) every step.
+    argv = train_command(list_file, schema, stopped_dir, "--log_steps=1")
     process = start(SLOW_STEP + ["--", argv[1]] + argv[2:])
     deadline = time.time() + 600
     # TensorBoard's train/ appears when step 1 logs (the handler is in place since the initialisation).
@@ -60,8 +53,6 @@ def test_sigterm_saves_at_a_step_boundary_and_the_rerun_ends_like_an_uninterrupt
     code, out = run(argv, timeout=600)
     assert code == 0, f"{where}\n{out[-3000:]}"
     assert f"resumed from {stopped_dir}/ckpt-{step} at step {step}" in out and f"finished at step {STEPS}" in out
-    code, whole_out = finish(whole, timeout=600)
-    assert code == 0, whole_out[-3000:]
 
     # save_counter counts the saves (one more here: the SIGTERM's), not training state.
     expected = _checkpoint_values(str(whole_dir / f"ckpt-{STEPS}"))
