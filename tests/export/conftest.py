@@ -1,11 +1,16 @@
-"""Shared helpers of the export tests: a tiny WordPiece vocab, golden inputs, subprocess runs."""
+"""Shared helpers of the export tests: a tiny WordPiece vocab, golden inputs, subprocess runs, and the builds
+several test modules read (a preprocessed tiny catalog, its raw-signature exports), each made once per run."""
 
+import dataclasses
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import GOLDEN
 
@@ -107,3 +112,142 @@ def saved_model_cli():
     path = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     assert os.path.isfile(path), f"saved_model_cli not found beside {sys.executable}"
     return path
+
+
+# --------------------------------------------------------------------------- builds shared by several modules
+def shared_dir(tmp_path_factory, name, build):
+    """The directory `name`, filled by build(directory) once per test run and read by every test that asks.
+
+    Under pytest-xdist the first worker to ask builds it under a file lock while the others wait, then all read
+    it (the pattern of the pytest-xdist docs, "Making session-scoped fixtures execute only once"); a build that
+    stopped part way (no done marker) is removed and made again.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's directory, above each worker's own
+    root = base / "shared_builds"
+    root.mkdir(exist_ok=True)
+    directory, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            build(directory)
+            done.write_text("built\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_catalog(tmp_path_factory):
+    """A tiny catalog (6 products, one 64 x 64 image each, split train) preprocessed with the pixels extractor:
+    {"root", "catalog" (catalog.jsonl), "dir" (the preprocessing output), "vocab"}. Read only."""
+    from kaleido_tf.preprocessors.cli import build_parser, config_from_args
+    from kaleido_tf.preprocessors.pipeline import Preprocessor
+    from tests.preprocessors.factory import make_catalog, small_args
+
+    def build(root):
+        vocab = write_vocab(str(root / "vocab.txt"))
+        catalog, _ = make_catalog(str(root), num_products=6, images_per_product=1, splits=["train"])
+        args = small_args(catalog, str(root / "prep"), task="finetune", patch_feature_size=48, vocab=vocab)
+        Preprocessor(config_from_args(build_parser().parse_args(args))).run()
+
+    root = shared_dir(tmp_path_factory, "tiny_catalog", build)
+    return {
+        "root": root,
+        "catalog": str(root / "catalog.jsonl"),
+        "dir": str(root / "prep"),
+        "vocab": str(root / "vocab.txt"),
+    }
+
+
+def _raw_model(name, vocab):
+    """The tiny model of each raw-signature export."""
+    import kaleido_tf
+    from kaleido_tf.model_zoo.caption_decoding import CaptionTokens
+
+    if name == "classifier":
+        return kaleido_tf.from_pretrained(TINY_CHECKPOINT, task="catepred")
+    if name == "retrieval":
+        return kaleido_tf.from_pretrained(
+            TINY_CHECKPOINT, task="retrieval", itc_embedding_size=8, image_prefix_ids=(2, 3)
+        )
+    if name == "caption":
+        tokens = CaptionTokens.from_vocab_file(vocab)
+        return kaleido_tf.from_pretrained(TINY_CHECKPOINT, task="caption", **dataclasses.asdict(tokens))
+    assert name == "pretrain", name
+    return kaleido_tf.from_pretrained(TINY_CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def raw_export(tmp_path_factory, tiny_catalog):
+    """raw_export(name) -> {"model", "path", "loaded", "index" (retrieval)}: the tiny `name` model ("classifier",
+    "retrieval", "caption", "pretrain") exported with the raw signatures of tiny_catalog's preprocessing (top_k 3;
+    retrieval with a search index of the catalog). Exported once per run; the Keras model (its weights as
+    exported: freshly initialised heads included) and the loaded SavedModel once per worker. Read only."""
+    import tensorflow as tf
+
+    from kaleido_tf.export.exporter import export_saved_model
+    from kaleido_tf.index import SearchIndex, build_index
+
+    cache = {}
+
+    def get(name):
+        if name in cache:
+            return cache[name]
+        built = {}
+
+        def build(root):
+            model = built["model"] = _raw_model(name, tiny_catalog["vocab"])
+            kwargs = {}
+            if name == "retrieval":
+                build_index(model, tiny_catalog["dir"], str(root / "index"), splits=("train",), progress=False)
+                kwargs["index_dir"] = str(root / "index")
+            export_saved_model(
+                model,
+                root / "export",
+                vocab_file=tiny_catalog["vocab"],
+                image_path=tiny_catalog["dir"],
+                top_k=3,
+                **kwargs,
+            )
+            model.save_weights(str(root / "model.weights.h5"))
+
+        root = shared_dir(tmp_path_factory, f"raw_{name}", build)
+        model = built.get("model")
+        if model is None:  # exported by another worker: the same weights
+            model = _raw_model(name, tiny_catalog["vocab"])
+            model.load_weights(str(root / "model.weights.h5"))
+        path = str(root / "export" / "1")
+        cache[name] = {"model": model, "path": path, "loaded": tf.saved_model.load(path)}
+        if name == "retrieval":
+            cache[name]["index"] = SearchIndex.load(str(root / "index"))
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def pretrain_export(tmp_path_factory):
+    """golden/tiny converted by kaleido-convert and exported with the text signatures, as the demo does:
+    {"converted" (the converted model directory), "export_dir", "path" (version 1, as export_saved_model
+    returned it)}. The vocab file was removed after the export (the export carries its own copy). Made once
+    per run; read only: copy the version directory to build on it."""
+    import kaleido_tf
+    from kaleido_tf.export.exporter import export_saved_model
+    from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
+
+    def build(root):
+        convert_tf1_checkpoint(TINY_CHECKPOINT, str(root / "converted"))
+        model = kaleido_tf.from_pretrained(str(root / "converted"))
+        vocab = write_vocab(root / "vocab.txt")
+        path = export_saved_model(model, root / "serving", vocab_file=vocab)
+        os.remove(vocab)
+        (root / "returned_path.txt").write_text(str(path))
+
+    root = shared_dir(tmp_path_factory, "pretrain_export", build)
+    return {
+        "converted": str(root / "converted"),
+        "export_dir": str(root / "serving"),
+        "path": (root / "returned_path.txt").read_text(),
+    }

@@ -1,8 +1,8 @@
 """SavedModel export of the pretraining model converted from golden/tiny: layout, signatures, parity, errors."""
 
 import os
+import shutil
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -11,7 +11,6 @@ import tensorflow as tf
 import kaleido_tf
 from kaleido_tf.export import exporter
 from kaleido_tf.export.exporter import ExportError, export_saved_model, resolve_version
-from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
 from kaleido_tf.utils.vocab import DEFAULT_VOCAB, read_vocab
 from tests.export.conftest import (
     TEXTS,
@@ -31,17 +30,16 @@ TEXT_OPS = ["CaseFoldUTF8", "NormalizeUTF8", "RegexSplitWithOffsets", "Wordpiece
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """golden/tiny converted, loaded and exported twice: version 1 with the text signatures, 2 without."""
+def exported(tmp_path_factory, pretrain_export):
+    """golden/tiny converted, loaded and exported twice: version 1 with the text signatures (the shared export of
+    tests/export/conftest.py, copied), 2 without."""
     root = tmp_path_factory.mktemp("export")
-    convert_tf1_checkpoint(TINY_CHECKPOINT, str(root / "converted"))
-    model = kaleido_tf.from_pretrained(str(root / "converted"))
-    vocab = write_vocab(root / "vocab.txt")
+    model = kaleido_tf.from_pretrained(pretrain_export["converted"])
     export_dir = root / "serving"
-    text_path = export_saved_model(model, export_dir, vocab_file=vocab)
-    os.remove(vocab)  # the export must carry its own copy
+    shutil.copytree(pretrain_export["path"], export_dir / "1")
     plain_path = export_saved_model(model, export_dir, text_signatures=False)
     golden = load_golden()
+    text_path = str(export_dir / "1")
     return {
         "root": root,
         "export_dir": str(export_dir),
@@ -54,10 +52,11 @@ def exported(tmp_path_factory):
     }
 
 
-def test_versioned_layout(exported):
+def test_versioned_layout(exported, pretrain_export):
     export_dir = exported["export_dir"]
-    assert exported["text"] == os.path.join(export_dir, "1")
-    assert exported["plain"] == os.path.join(export_dir, "2")
+    assert pretrain_export["path"] == os.path.join(pretrain_export["export_dir"], "1")  # the first version
+    assert sorted(os.listdir(pretrain_export["export_dir"])) == ["1"]
+    assert exported["plain"] == os.path.join(export_dir, "2")  # the next one
     assert sorted(os.listdir(export_dir)) == ["1", "2"]  # no temporary directory left behind
     for name in (
         "saved_model.pb",
@@ -105,57 +104,97 @@ def _patches(features, rows):
     return {k: v[rows] for k, v in features.items() if k.startswith("img_")}
 
 
-def test_fresh_process_tensorflow_only(exported):
-    """Loads the export where only tensorflow and tensorflow_text are imported; text equals ids."""
-    root = exported["root"]
-    rows = [0, 1, 2, 0]
+# One fresh process with only TensorFlow answers the three tests below: saved_model_cli (its main, as the command
+# runs it) shows the text export and runs itm_score of the plain one while no text ops are registered (stock
+# TensorFlow); then tensorflow_text registers them and the text export is loaded and called as a client would.
+FRESH_SCRIPT = """
+import contextlib, io, sys
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.tools import saved_model_cli
+
+export, plain, cli_inputs, out_path = sys.argv[1:5]
+
+
+def cli(*args):
+    out = io.StringIO()
+    sys.argv = ["saved_model_cli", *args]
+    with contextlib.redirect_stdout(out):
+        try:
+            saved_model_cli.main()
+        except SystemExit as e:
+            assert not e.code, f"saved_model_cli {' '.join(args)}: exit {e.code}"
+    return out.getvalue()
+
+
+with open("shown.txt", "w") as f:
+    f.write(cli("show", "--dir", export, "--all"))
+cli("run", "--dir", plain, "--tag_set", "serve", "--signature_def", "itm_score", "--inputs", cli_inputs,
+    "--outdir", "cli_run/itm_score")
+assert "tensorflow_text" not in sys.modules, "the text ops were registered before saved_model_cli ran"
+
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+loaded = tf.saved_model.load(export)
+
+def call(name, arrays):
+    signature = loaded.signatures[name]
+    specs = signature.structured_input_signature[1]
+    return signature(**{k: tf.constant(np.asarray(arrays[k]), spec.dtype) for k, spec in specs.items()})
+
+request = dict(np.load("request.npz"))
+patches = dict(np.load("patches.npz"))
+texts = np.array(TEXTS_REPR, dtype=object)
+itm = call("itm_score", request)
+embed = call("embed", request)
+tokens = call("tokenize", {"text": texts})
+from_text = call("itm_score_text", dict(patches, text=texts))
+from_ids = call("itm_score", dict(patches, **{k: v.numpy() for k, v in tokens.items()}))
+
+# The way TF Serving loads it: a TF1 session, signatures looked up by tensor name.
+with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], export)
+    signature = meta_graph.signature_def["itm_score_text"]
+    arrays = dict(patches, text=texts)
+    feed = {info.name: arrays[k] for k, info in signature.inputs.items()}
+    session_out = session.run({k: v.name for k, v in signature.outputs.items()}, feed)
+assert not any(name.startswith("kaleido_tf") for name in sys.modules), "kaleido_tf was imported"
+np.savez(out_path, itm_logits=itm["logits"], itm_probability=itm["match_probability"],
+         pooled_output=embed["pooled_output"], sequence_output=embed["sequence_output"],
+         **{"token_" + k: v for k, v in tokens.items()},
+         text_logits=from_text["logits"], text_probability=from_text["match_probability"],
+         ids_logits=from_ids["logits"], ids_probability=from_ids["match_probability"],
+         session_text_logits=session_out["logits"])
+""".replace("TEXTS_REPR", repr(TEXTS))
+
+FRESH_ROWS = [0, 1, 2, 0]
+
+
+@pytest.fixture(scope="module")
+def fresh(exported):
+    """What the one fresh process answers: {"root" (its directory), "shown" (saved_model_cli show --all of the
+    text export), "got" (the client's outputs)}; saved_model_cli run wrote root/cli_run/itm_score."""
+    root = exported["root"] / "fresh"
+    (root / "cli_run").mkdir(parents=True)
     np.savez(root / "request.npz", **exported["features"])
-    np.savez(root / "patches.npz", **_patches(exported["features"], rows))
-    script = root / "client.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-        import sys
-        import numpy as np
-        import tensorflow as tf
-        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
-
-        export, out_path = sys.argv[1], sys.argv[2]
-        loaded = tf.saved_model.load(export)
-
-        def call(name, arrays):
-            signature = loaded.signatures[name]
-            specs = signature.structured_input_signature[1]
-            return signature(**{k: tf.constant(np.asarray(arrays[k]), spec.dtype) for k, spec in specs.items()})
-
-        request = dict(np.load("request.npz"))
-        patches = dict(np.load("patches.npz"))
-        texts = np.array(TEXTS_REPR, dtype=object)
-        itm = call("itm_score", request)
-        embed = call("embed", request)
-        tokens = call("tokenize", {"text": texts})
-        from_text = call("itm_score_text", dict(patches, text=texts))
-        from_ids = call("itm_score", dict(patches, **{k: v.numpy() for k, v in tokens.items()}))
-
-        # The way TF Serving loads it: a TF1 session, signatures looked up by tensor name.
-        with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-            meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], export)
-            signature = meta_graph.signature_def["itm_score_text"]
-            arrays = dict(patches, text=texts)
-            feed = {info.name: arrays[k] for k, info in signature.inputs.items()}
-            session_out = session.run({k: v.name for k, v in signature.outputs.items()}, feed)
-        assert not any(name.startswith("kaleido_tf") for name in sys.modules), "kaleido_tf was imported"
-        np.savez(out_path, itm_logits=itm["logits"], itm_probability=itm["match_probability"],
-                 pooled_output=embed["pooled_output"], sequence_output=embed["sequence_output"],
-                 **{"token_" + k: v for k, v in tokens.items()},
-                 text_logits=from_text["logits"], text_probability=from_text["match_probability"],
-                 ids_logits=from_ids["logits"], ids_probability=from_ids["match_probability"],
-                 session_text_logits=session_out["logits"])
-    """.replace("TEXTS_REPR", repr(TEXTS))
-        )
+    np.savez(root / "patches.npz", **_patches(exported["features"], FRESH_ROWS))
+    signature = tf.saved_model.load(exported["plain"]).signatures["itm_score"]
+    arrays = signature_inputs(signature, exported["features"])
+    for name, value in arrays.items():
+        np.save(root / "cli_run" / f"{name}.npy", value)
+    cli_inputs = ";".join(f"{name}={root / 'cli_run' / name}.npy" for name in sorted(arrays))
+    (root / "client.py").write_text(FRESH_SCRIPT)
+    run_subprocess(
+        [sys.executable, "client.py", exported["text"], exported["plain"], cli_inputs, str(root / "fresh.npz")],
+        cwd=root,
     )
-    run_subprocess([sys.executable, str(script), exported["text"], str(root / "fresh.npz")], cwd=root)
-    got = dict(np.load(root / "fresh.npz"))
+    return {"root": root, "shown": (root / "shown.txt").read_text(), "got": dict(np.load(root / "fresh.npz"))}
+
+
+def test_fresh_process_tensorflow_only(exported, fresh):
+    """Loads the export where only tensorflow and tensorflow_text are imported; text equals ids."""
+    rows = FRESH_ROWS
+    got = fresh["got"]
 
     np.testing.assert_allclose(got["itm_logits"], exported["golden"]["predict/nsp_logits"], atol=1e-5, rtol=0)
     keras_out = exported["model"](exported["features"], training=False, mode="predict")
@@ -176,9 +215,11 @@ def test_fresh_process_tensorflow_only(exported):
     assert np.abs(got["text_logits"][0] - got["text_logits"][3]).max() > 1e-6
 
 
-def test_saved_model_cli_show_lists_signatures(exported):
-    result = run_subprocess([saved_model_cli(), "show", "--dir", exported["text"], "--all"], cwd=exported["root"])
-    text = result.stdout
+def test_saved_model_cli_show_lists_signatures(fresh):
+    # The command's script runs saved_model_cli's main, which the fresh process runs.
+    with open(saved_model_cli(), encoding="utf-8") as f:
+        assert "from tensorflow.python.tools.saved_model_cli import main" in f.read()
+    text = fresh["shown"]
     for signature in ("itm_score", "itm_score_text", "embed", "tokenize", "serving_default"):
         assert f"signature_def['{signature}']" in text, signature
     itm = text.split("signature_def['itm_score']:")[1].split("signature_def[")[0]
@@ -195,38 +236,15 @@ def test_saved_model_cli_show_lists_signatures(exported):
     assert "inputs['text']" in itm_text and "DT_STRING" in itm_text and "inputs['input_ids']" not in itm_text
 
 
-def test_saved_model_cli_run_equals_keras(exported):
+def test_saved_model_cli_run_equals_keras(exported, fresh):
     """`saved_model_cli run` (stock TensorFlow, no text ops) on the export without text signatures."""
-    root = exported["root"] / "cli_run"
-    root.mkdir()
+    out = fresh["root"] / "cli_run" / "itm_score"
     features = exported["features"]
-    signature = tf.saved_model.load(exported["plain"]).signatures["itm_score"]
-    arrays = signature_inputs(signature, features)
-    for name, value in arrays.items():
-        np.save(root / f"{name}.npy", value)
-    inputs = ";".join(f"{name}={root / name}.npy" for name in sorted(arrays))
-    run_subprocess(
-        [
-            saved_model_cli(),
-            "run",
-            "--dir",
-            exported["plain"],
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "itm_score",
-            "--inputs",
-            inputs,
-            "--outdir",
-            str(root / "itm_score"),
-        ],
-        cwd=root,
-    )
     keras_out = exported["model"](features, training=False, mode="predict")
-    logits = np.load(root / "itm_score" / "logits.npy")
+    logits = np.load(out / "logits.npy")
     np.testing.assert_allclose(logits, keras_out["nsp_logits"], atol=1e-5, rtol=0)
     np.testing.assert_allclose(logits, exported["golden"]["predict/nsp_logits"], atol=1e-5, rtol=0)
-    probability = np.load(root / "itm_score" / "match_probability.npy")
+    probability = np.load(out / "match_probability.npy")
     np.testing.assert_allclose(probability, tf.nn.softmax(keras_out["nsp_logits"])[:, 1], atol=1e-6, rtol=0)
 
 

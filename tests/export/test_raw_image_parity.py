@@ -11,12 +11,7 @@ import os
 import numpy as np
 import pytest
 
-import kaleido_tf
 from kaleido_tf.export.image_inputs import ImagePathSettings
-from kaleido_tf.preprocessors.cli import build_parser, config_from_args
-from kaleido_tf.preprocessors.pipeline import Preprocessor
-from tests.export.conftest import TINY_CHECKPOINT, write_vocab
-from tests.preprocessors.factory import make_catalog, small_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PIXELS_FEATURE_ATOL = 1e-2  # test_raw_signatures.py FEATURE_ATOL (absolute; the pixels extractor)
@@ -35,25 +30,13 @@ parity = _load_tool()
 
 
 @pytest.fixture(scope="module")
-def prep(tmp_path_factory):
-    root = tmp_path_factory.mktemp("parity")
-    vocab = write_vocab(str(root / "vocab.txt"))
-    catalog, _ = make_catalog(str(root), num_products=6, images_per_product=1, splits=["train"])
-    out = str(root / "prep")
-    args = small_args(catalog, out, task="finetune", patch_feature_size=48, vocab=vocab)
-    Preprocessor(config_from_args(build_parser().parse_args(args))).run()
-    examples, ids, files = parity.held_out(out, catalog, split="train")
+def prep(tiny_catalog):
+    """The tool's image-path numbers on the preprocessed tiny catalog (tests/export/conftest.py)."""
+    out = tiny_catalog["dir"]
+    examples, ids, files = parity.held_out(out, tiny_catalog["catalog"], split="train")
     settings = ImagePathSettings.from_preprocess_dir(out)
     result, blobs = parity.image_path_parity(settings, files, examples)
-    return {
-        "root": root,
-        "dir": out,
-        "vocab": vocab,
-        "examples": examples,
-        "ids": ids,
-        "result": result,
-        "blobs": blobs,
-    }
+    return {"dir": out, "examples": examples, "ids": ids, "result": result, "blobs": blobs}
 
 
 def test_image_path_numbers(prep):
@@ -69,17 +52,32 @@ def test_image_path_numbers(prep):
     assert r["feature_max_rel_diff"] * np.abs(features).max() <= PIXELS_FEATURE_ATOL
 
 
-def test_export_numbers(prep):
+def test_export_numbers(prep, raw_export, tiny_catalog, monkeypatch):
     examples, blobs = prep["examples"], prep["blobs"]
-    model = kaleido_tf.from_pretrained(TINY_CHECKPOINT, task="catepred")
-    loaded = parity.export_with_raw(model, prep["root"] / "classifier", prep["dir"], prep["vocab"])
-    classes = parity.classifier_parity(model, loaded, examples, blobs)
+    # The tiny classifier and pretraining model exported with the raw signatures of this preprocessing: the
+    # exports tests/export/conftest.py shares (export_saved_model as export_with_raw calls it, top_k aside).
+    classifier = raw_export("classifier")
+    classes = parity.classifier_parity(classifier["model"], classifier["loaded"], examples, blobs)
     assert set(classes) == {"classify_image", "classify_raw"}
     for r in classes.values():
         assert r["agreement"] == 1.0
         assert 0.0 <= r["prob_max_abs_diff"] <= 1e-3
-    pretrain = kaleido_tf.from_pretrained(TINY_CHECKPOINT)
-    loaded = parity.export_with_raw(pretrain, prep["root"] / "pretrain", prep["dir"], prep["vocab"])
+    pretrain = raw_export("pretrain")
+    calls = []
+
+    def shared_export(model, export_dir, **kwargs):
+        calls.append((model, str(export_dir), kwargs))
+        return pretrain["path"]
+
+    monkeypatch.setattr("kaleido_tf.export.export_saved_model", shared_export)
+    loaded = parity.export_with_raw(pretrain["model"], "unused", prep["dir"], tiny_catalog["vocab"])
+    assert calls == [
+        (
+            pretrain["model"],
+            "unused",
+            dict(vocab_file=tiny_catalog["vocab"], label_map=None, image_path=prep["dir"], overwrite=True),
+        )
+    ]
     itm = parity.itm_parity(loaded, examples, blobs)
     assert set(itm) == {"own text", "another product's text"}
     for r in itm.values():

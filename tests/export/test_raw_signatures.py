@@ -10,48 +10,41 @@ largest measured difference is 2.3e-3 (a few pixels of one crop), FEATURE_ATOL a
 as float16 differ by one float16 step more. PROB_ATOL bounds what that does to the tiny model's outputs.
 """
 
-import dataclasses
+import base64
+import json
 import os
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-import kaleido_tf
 from kaleido_tf.datasets.tfrecord_reader import make_tfrecord_dataset
-from kaleido_tf.export.exporter import export_saved_model
 from kaleido_tf.export.image_inputs import ImagePathSettings, RawImageFeatures
 from kaleido_tf.export.serving_inputs import patch_fields
-from kaleido_tf.index import build_index
-from kaleido_tf.model_zoo.caption_decoding import CaptionTokens
-from kaleido_tf.preprocessors.cli import build_parser, config_from_args
-from kaleido_tf.preprocessors.pipeline import Preprocessor
-from tests.export.conftest import TINY_CHECKPOINT, run_subprocess, saved_model_cli, signature_inputs, write_vocab
-from tests.preprocessors.factory import make_catalog, small_args
+from tests.export.conftest import TINY_CHECKPOINT, run_subprocess, saved_model_cli, signature_inputs
 
 FEATURE_ATOL = 1e-2  # see the module docstring
 PROB_ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def prep(tmp_path_factory):
-    """A preprocessed tiny catalog: its directory, the finetune examples (by image id) and the image bytes."""
-    root = tmp_path_factory.mktemp("raw")
-    vocab = write_vocab(str(root / "vocab.txt"))
-    catalog, products = make_catalog(str(root), num_products=6, images_per_product=1, splits=["train"])
-    out = str(root / "prep")
-    args = small_args(catalog, out, task="finetune", patch_feature_size=48, vocab=vocab)
-    Preprocessor(config_from_args(build_parser().parse_args(args))).run()
+def prep(tiny_catalog):
+    """The preprocessed tiny catalog (tests/export/conftest.py): its directory, the finetune examples (by image
+    id) and the image bytes."""
+    out = tiny_catalog["dir"]
     batches = list(make_tfrecord_dataset(os.path.join(out, "finetune/train"), batch_size=64, training=False))
     examples = {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
     ids = [i.decode() for i in examples["prod_img_id"].reshape(-1)]
     images = {}
-    for p in products:
-        with open(os.path.join(str(root), p["images"][0]), "rb") as f:
-            images[f"{p['product_id']}_0"] = f.read()
+    with open(tiny_catalog["catalog"], encoding="utf-8") as catalog:
+        for line in catalog:
+            product = json.loads(line)
+            with open(os.path.join(str(tiny_catalog["root"]), product["images"][0]), "rb") as f:
+                images[f"{product['product_id']}_0"] = f.read()
     blobs = [images[i] for i in ids]
-    return {"root": root, "dir": out, "vocab": vocab, "examples": examples, "ids": ids, "blobs": blobs}
+    return {"root": tiny_catalog["root"], "dir": out, "examples": examples, "ids": ids, "blobs": blobs}
 
 
 def _features(prep, model):
@@ -59,26 +52,16 @@ def _features(prep, model):
     return {f.name: tf.constant(prep["examples"][f.name].astype(np.float32)) for f in fields}
 
 
-def _export(prep, model, name, **kwargs):
-    path = export_saved_model(
-        model, prep["root"] / name, vocab_file=prep["vocab"], image_path=prep["dir"], top_k=3, **kwargs
-    )
-    return path, tf.saved_model.load(path)
+@pytest.fixture(scope="module")
+def classifier(raw_export):
+    export = raw_export("classifier")
+    return export["model"], export["path"], export["loaded"]
 
 
 @pytest.fixture(scope="module")
-def classifier(prep):
-    model = kaleido_tf.from_pretrained(TINY_CHECKPOINT, task="catepred")
-    path, loaded = _export(prep, model, "classifier")
-    return model, path, loaded
-
-
-@pytest.fixture(scope="module")
-def retrieval(prep):
-    model = kaleido_tf.from_pretrained(TINY_CHECKPOINT, task="retrieval", itc_embedding_size=8, image_prefix_ids=(2, 3))
-    index = build_index(model, prep["dir"], str(prep["root"] / "index"), splits=("train",), progress=False)
-    path, loaded = _export(prep, model, "retrieval", index_dir=str(prep["root"] / "index"))
-    return model, index, path, loaded
+def retrieval(raw_export):
+    export = raw_export("retrieval")
+    return export["model"], export["index"], export["path"], export["loaded"]
 
 
 def test_settings_come_from_the_preprocessing_output(prep):
@@ -124,9 +107,8 @@ def test_classify_image_agrees_with_the_offline_classifier(prep, classifier):
     np.testing.assert_array_equal(raw["class_id"].numpy(), offline["class_id"].numpy())
 
 
-def test_itm_score_raw_agrees_with_itm_score_on_offline_features(prep):
-    model = kaleido_tf.from_pretrained(TINY_CHECKPOINT)
-    _, loaded = _export(prep, model, "pretrain")
+def test_itm_score_raw_agrees_with_itm_score_on_offline_features(prep, raw_export):
+    model, loaded = raw_export("pretrain")["model"], raw_export("pretrain")["loaded"]
     texts = [t.decode() for t in prep["examples"]["prod_desc"].reshape(-1)]
     got = loaded.signatures["itm_score_raw"](text=tf.constant(texts), image_bytes=tf.constant(prep["blobs"]))
     want = loaded.signatures["itm_score_text"](text=tf.constant(texts), **_features(prep, model))
@@ -168,11 +150,9 @@ def test_retrieval_raw_signatures_and_catalog_search(prep, retrieval):
 
 
 @pytest.fixture(scope="module")
-def captioner(prep):
-    tokens = CaptionTokens.from_vocab_file(prep["vocab"])
-    model = kaleido_tf.from_pretrained(TINY_CHECKPOINT, task="caption", **dataclasses.asdict(tokens))
-    path, loaded = _export(prep, model, "caption")
-    return model, path, loaded
+def captioner(raw_export):
+    export = raw_export("caption")
+    return export["model"], export["path"], export["loaded"]
 
 
 def test_caption_image_equals_caption_on_offline_features(prep, captioner):
@@ -183,12 +163,15 @@ def test_caption_image_equals_caption_on_offline_features(prep, captioner):
     np.testing.assert_array_equal(got["token_ids"].numpy(), want["token_ids"].numpy())
 
 
-def test_saved_model_cli_lists_the_raw_signatures(classifier, retrieval):
+def test_saved_model_cli_lists_the_raw_signatures(classifier, retrieval, served):
+    # The command's script runs saved_model_cli's main, which the one child process of `served` runs per export.
+    with open(saved_model_cli(), encoding="utf-8") as f:
+        assert "from tensorflow.python.tools.saved_model_cli import main" in f.read()
     for path, names in (
         (classifier[1], ["classify_image", "classify_raw", "classify", "classify_text"]),
         (retrieval[2], ["embed_image_raw", "itm_score_raw", "search_text", "search_image", "embed_image"]),
     ):
-        shown = run_subprocess([saved_model_cli(), "show", "--dir", path, "--all"], cwd=os.path.dirname(path)).stdout
+        shown = served["shown"][path]
         for name in names:
             assert f"signature_def['{name}']" in shown, name
         assert "image_bytes" in shown
@@ -257,12 +240,28 @@ def test_non_finite_features_are_refused(prep, classifier, retrieval):
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "serving.md")
 TOP_K_KEYS = {"top_class_names", "top_class_ids", "top_probabilities", "product_ids", "scores", "product_rows", "texts"}
 
-# Decodes requests as TF Serving's REST layer does (row format, {"b64": ...} -> bytes), runs them through the
-# loaded SavedModel and encodes the response as it does (string outputs as UTF-8, "_bytes" keys as b64).
+# One fresh process with only TensorFlow: first `saved_model_cli show --all` of each export in show.json, as the
+# command runs it (its main, before the text ops are registered); then decodes requests as TF Serving's REST layer
+# does (row format, {"b64": ...} -> bytes), runs them through the loaded SavedModel and encodes the response as it
+# does (string outputs as UTF-8, "_bytes" keys as b64).
 REST_SCRIPT = """
-import base64, json, sys
+import base64, contextlib, io, json, sys
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.tools import saved_model_cli
+
+shown = {}
+for directory in json.load(open("show.json")):
+    out = io.StringIO()
+    sys.argv = ["saved_model_cli", "show", "--dir", directory, "--all"]
+    with contextlib.redirect_stdout(out):
+        try:
+            saved_model_cli.main()
+        except SystemExit as e:
+            assert not e.code, f"saved_model_cli show --dir {directory} --all: exit {e.code}"
+    shown[directory] = out.getvalue()
+json.dump(shown, open("shown.json", "w"))
+
 import tensorflow_text  # noqa: F401
 
 def decode(value):
@@ -277,7 +276,7 @@ def encode(key, value):
         return {"b64": base64.b64encode(value).decode()} if key.endswith("_bytes") else value.decode("utf-8")
     return value.item() if hasattr(value, "item") else value
 
-jobs = json.load(open(sys.argv[1]))
+jobs = json.load(open("jobs.json"))
 loaded, answers = {}, []
 for job in jobs:
     model = loaded.setdefault(job["path"], tf.saved_model.load(job["path"]))
@@ -287,13 +286,12 @@ for job in jobs:
     result = {k: v.numpy() for k, v in model.signatures[request["signature_name"]](**columns).items()}
     answers.append({"predictions": [{k: encode(k, v[i]) for k, v in result.items()} for i in range(len(instances))]})
 assert not [m for m in sys.modules if m.startswith("kaleido_tf")], "kaleido_tf was imported"
-json.dump(answers, open(sys.argv[2], "w"))
+json.dump(answers, open("answers.json", "w"))
 """
 
 
 def documented_rest():
     """{signature: (request, response)} from the marked JSON blocks of docs/serving.md."""
-    import json
     import re
 
     with open(DOCS, encoding="utf-8") as f:
@@ -317,11 +315,10 @@ def _jpeg(png_bytes):
     return buf.getvalue()
 
 
-def test_documented_rest_requests_answer_as_documented(prep, classifier, retrieval, captioner, tmp_path):
-    import base64
-    import json
-    import sys
-
+@pytest.fixture(scope="module")
+def served(prep, classifier, retrieval, captioner, tmp_path_factory):
+    """The documented REST requests (their images made real) and what one fresh process answers:
+    {"docs", "jobs", "answers", "shown" (saved_model_cli show --all of the classifier and retrieval exports)}."""
     docs = documented_rest()
     paths = {"classify_image": classifier[1], "classify_raw": classifier[1], "caption_image": captioner[1]}
     paths.update(dict.fromkeys(("itm_score_raw", "embed_image_raw", "search_text", "search_image"), retrieval[2]))
@@ -338,11 +335,21 @@ def test_documented_rest_requests_answer_as_documented(prep, classifier, retriev
         return request
 
     jobs = [{"path": paths[name], "request": with_images(request)} for name, (request, _) in sorted(docs.items())]
-    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
-    (tmp_path / "rest.py").write_text(REST_SCRIPT)
-    run_subprocess([sys.executable, "rest.py", "jobs.json", "answers.json"], cwd=str(tmp_path))
-    answers = json.loads((tmp_path / "answers.json").read_text())
+    work = tmp_path_factory.mktemp("rest")
+    (work / "jobs.json").write_text(json.dumps(jobs))
+    (work / "show.json").write_text(json.dumps([classifier[1], retrieval[2]]))
+    (work / "rest.py").write_text(REST_SCRIPT)
+    run_subprocess([sys.executable, "rest.py"], cwd=str(work))
+    return {
+        "docs": docs,
+        "jobs": jobs,
+        "answers": json.loads((work / "answers.json").read_text()),
+        "shown": json.loads((work / "shown.json").read_text()),
+    }
 
+
+def test_documented_rest_requests_answer_as_documented(classifier, retrieval, captioner, served):
+    docs, jobs, answers = served["docs"], served["jobs"], served["answers"]
     loaded = {classifier[1]: classifier[2], retrieval[2]: retrieval[3], captioner[1]: captioner[2]}
     for job, answer in zip(jobs, answers):
         name = job["request"]["signature_name"]

@@ -6,16 +6,14 @@ these tests show that it compares what it says it compares and that its check mo
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-import kaleido_tf
-from kaleido_tf.export.exporter import export_saved_model
-from kaleido_tf.model_zoo.tf1_conversion import convert_tf1_checkpoint
-from tests.export.conftest import TEXTS, TINY_CHECKPOINT, golden_features, load_golden, write_vocab
+from tests.export.conftest import TEXTS, golden_features, load_golden
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tools", "serving_compat.py")
@@ -32,22 +30,32 @@ compat = _load_tool()
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """golden/tiny exported as a demo would (DEMO/export/pretrain/1), its answers recorded."""
+def recorded(tmp_path_factory, pretrain_export):
+    """golden/tiny exported as a demo would (DEMO/export/pretrain/1: tests/export/conftest.py's shared export,
+    copied), its answers recorded."""
     demo = tmp_path_factory.mktemp("demo")
-    convert_tf1_checkpoint(TINY_CHECKPOINT, str(demo / "converted"))
-    model = kaleido_tf.from_pretrained(str(demo / "converted"))
-    export_saved_model(model, demo / "export" / "pretrain", vocab_file=write_vocab(demo / "vocab.txt"))
+    shutil.copytree(pretrain_export["path"], demo / "export" / "pretrain" / "1")
     pool = dict(golden_features(load_golden()))
     pool["text"] = np.array(TEXTS[:3], dtype=object)  # one text per golden example
     cases = str(demo / compat.CASES)
     manifest = compat.record(str(demo), cases, pool=pool, progress=lambda line: None)
-    return {"demo": str(demo), "cases": cases, "manifest": manifest}
+    return {"demo": str(demo), "cases": cases, "manifest": manifest, "loads": {}}
 
 
 def _check(recorded, cases=None, **kwargs):
+    """compat.check of the demo; its export is loaded by the first check and that load serves the later ones
+    (check loads each export once per call; a SavedModel loaded again answers the same)."""
+    loads, load_export = recorded["loads"], compat.load_export
+
+    def load_once(export_dir, relative):
+        if (export_dir, relative) not in loads:
+            loads[export_dir, relative] = load_export(export_dir, relative)
+        return loads[export_dir, relative]
+
     lines = []
-    agreeing, total = compat.check(recorded["demo"], cases or recorded["cases"], out=lines.append, **kwargs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compat, "load_export", load_once)
+        agreeing, total = compat.check(recorded["demo"], cases or recorded["cases"], out=lines.append, **kwargs)
     return agreeing, total, lines
 
 
