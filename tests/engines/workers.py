@@ -7,16 +7,13 @@ and `one_device_and_mirrored` run once per test session, also across pytest-xdis
 test to need one runs it under a file lock, the others wait for it and read its files).
 """
 
-import contextlib
-import fcntl
 import json
-import os
-import shutil
 import socket
 
 import numpy as np
 
 from tests.reliability.helpers import finish, start
+from tests.session_once import once_per_session
 
 STEPS = 6  # every training of the golden model here, interrupted or not
 WORKER = "tests.engines.train_worker"
@@ -69,37 +66,6 @@ def weights(result):
 
 
 # ---------------------------------------------------------------------------------------------- shared runs
-def _session_dir(tmp_path_factory):
-    """A directory that every pytest-xdist worker of this session sees (this process's own without xdist)."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
-@contextlib.contextmanager
-def _locked(path):
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def computed_once(tmp_path_factory, name, produce):
-    """The directory `name` that `produce(directory)` filled, once in this test session; a failed attempt is
-    retried by the next test that needs it."""
-    root = _session_dir(tmp_path_factory)
-    directory = root / f"shared-{name}"
-    done = root / f"shared-{name}.done"
-    with _locked(root / f"shared-{name}.lock"):
-        if not done.exists():
-            shutil.rmtree(directory, ignore_errors=True)
-            directory.mkdir()
-            produce(directory)
-            done.touch()
-    return directory
-
-
 def _two_workers(directory):
     results = finish_all(start_workers(directory / "model_dir", out=directory / "w"))
     assert_finished(results, "reference worker")
@@ -108,7 +74,7 @@ def _two_workers(directory):
 def two_workers(tmp_path_factory):
     """The uninterrupted two-worker training: its directory, with `model_dir/` (the chief's checkpoints) and
     `w-0.npz`, `w-1.npz` (each worker's final weights and step losses)."""
-    return computed_once(tmp_path_factory, "two_workers", _two_workers)
+    return once_per_session(tmp_path_factory, "two_workers", _two_workers)
 
 
 def _one_device_and_mirrored(directory):
@@ -124,5 +90,5 @@ def _one_device_and_mirrored(directory):
 
 def one_device_and_mirrored(tmp_path_factory):
     """(one device, MirroredStrategy over 2 logical CPUs): the same training in one process, loaded .npz."""
-    directory = computed_once(tmp_path_factory, "one_device_and_mirrored", _one_device_and_mirrored)
+    directory = once_per_session(tmp_path_factory, "one_device_and_mirrored", _one_device_and_mirrored)
     return np.load(directory / "one_device.npz"), np.load(directory / "mirrored.npz")
