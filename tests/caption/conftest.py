@@ -10,7 +10,7 @@ from kaleido_tf.model_zoo import registry
 from kaleido_tf.optimizers import get_optimizer
 from kaleido_tf.tasks.caption_task import CaptionTask
 from tests.caption.caption_data import TINY_CHECKPOINT, batch_features, caption_examples, write_vocab
-from tests.export.conftest import shared_dir
+from tests.session_once import once_per_session
 
 TRAIN_STEPS = 200
 
@@ -23,7 +23,7 @@ def vocab_file(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(vocab_file, tmp_path_factory):
     """(task, model, features, losses): the golden tiny checkpoint finetuned to caption 8 examples. Trained once
-    per run (tests/export/conftest.py shared_dir); a worker that did not train it loads the trained weights."""
+    per run (tests/session_once.py); a worker that did not train it loads the trained weights."""
     keras.utils.set_random_seed(0)
     task = CaptionTask(registry.config_for(TINY_CHECKPOINT), vocab_file=vocab_file, mask_ratio=0.5)
     model = task.build_model()
@@ -39,7 +39,7 @@ def trained(vocab_file, tmp_path_factory):
         (root / "losses.json").write_text(json.dumps(losses))
         trained_here.append(True)
 
-    root = shared_dir(tmp_path_factory, "caption_trained", train)
+    root = once_per_session(tmp_path_factory, "caption_trained", train)
     if not trained_here:
         model.load_weights(str(root / "model.weights.h5"))
     losses = json.loads((root / "losses.json").read_text())

@@ -2,10 +2,8 @@
 several test modules read (a preprocessed tiny catalog, its raw-signature exports), each made once per run."""
 
 import dataclasses
-import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import GOLDEN
+from tests.session_once import once_per_session
 
 TINY = os.path.join(GOLDEN, "tiny")
 TINY_CHECKPOINT = os.path.join(TINY, "model.ckpt-0")
@@ -115,29 +114,6 @@ def saved_model_cli():
 
 
 # --------------------------------------------------------------------------- builds shared by several modules
-def shared_dir(tmp_path_factory, name, build):
-    """The directory `name`, filled by build(directory) once per test run and read by every test that asks.
-
-    Under pytest-xdist the first worker to ask builds it under a file lock while the others wait, then all read
-    it (the pattern of the pytest-xdist docs, "Making session-scoped fixtures execute only once"); a build that
-    stopped part way (no done marker) is removed and made again.
-    """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the run's directory, above each worker's own
-    root = base / "shared_builds"
-    root.mkdir(exist_ok=True)
-    directory, done = root / name, root / f"{name}.done"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(directory, ignore_errors=True)
-            directory.mkdir()
-            build(directory)
-            done.write_text("built\n")
-    return directory
-
-
 @pytest.fixture(scope="session")
 def tiny_catalog(tmp_path_factory):
     """A tiny catalog (6 products, one 64 x 64 image each, split train) preprocessed with the pixels extractor:
@@ -152,7 +128,7 @@ def tiny_catalog(tmp_path_factory):
         args = small_args(catalog, str(root / "prep"), task="finetune", patch_feature_size=48, vocab=vocab)
         Preprocessor(config_from_args(build_parser().parse_args(args))).run()
 
-    root = shared_dir(tmp_path_factory, "tiny_catalog", build)
+    root = once_per_session(tmp_path_factory, "tiny_catalog", build)
     return {
         "root": root,
         "catalog": str(root / "catalog.jsonl"),
@@ -213,7 +189,7 @@ def raw_export(tmp_path_factory, tiny_catalog):
             )
             model.save_weights(str(root / "model.weights.h5"))
 
-        root = shared_dir(tmp_path_factory, f"raw_{name}", build)
+        root = once_per_session(tmp_path_factory, f"raw_{name}", build)
         model = built.get("model")
         if model is None:  # exported by another worker: the same weights
             model = _raw_model(name, tiny_catalog["vocab"])
@@ -245,7 +221,7 @@ def pretrain_export(tmp_path_factory):
         os.remove(vocab)
         (root / "returned_path.txt").write_text(str(path))
 
-    root = shared_dir(tmp_path_factory, "pretrain_export", build)
+    root = once_per_session(tmp_path_factory, "pretrain_export", build)
     return {
         "converted": str(root / "converted"),
         "export_dir": str(root / "serving"),
