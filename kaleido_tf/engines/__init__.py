@@ -4,7 +4,7 @@ Importing the package is cheap (TensorFlow loads with the first name used), so a
 model-directory lock (`kaleido_tf.engines.model_dir_lock`) starts at once.
 """
 
-import importlib
+from kaleido_tf.utils.lazy_names import lazy_getattr
 
 _LAZY = {
     "get_strategy": "kaleido_tf.engines.distribution",
@@ -18,12 +18,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kaleido_tf.engines' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)

@@ -4,7 +4,7 @@ See docs/serving.md for the signatures, the serving command and request examples
 one of the names below is first used, so `kaleido-export --help` stays fast.
 """
 
-import importlib
+from kaleido_tf.utils.lazy_names import lazy_getattr
 
 _LAZY = {
     "ExportError": "kaleido_tf.export.exporter",
@@ -14,12 +14,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kaleido_tf.export' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = list(_LAZY)
