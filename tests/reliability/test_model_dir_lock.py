@@ -11,8 +11,8 @@ import pytest
 
 from kaleido_tf.engines import model_dir_lock
 from tests.apps.tiny_data import write_tiny_bundle
-from tests.conftest import GOLDEN
 from tests.reliability.helpers import ROOT, child_env, run
+from tests.reliability.training_runs import train_command
 
 HOLD = (
     "import sys, time\n"
@@ -74,19 +74,8 @@ def test_lock_is_reentrant_within_a_process_and_released_by_the_last_user(tmp_pa
 def test_second_training_on_one_model_dir_is_refused_before_any_write(tmp_path):
     list_file, schema, _ = write_tiny_bundle(tmp_path / "data", "pretrain", num_examples=8, num_files=1)
     model_dir = tmp_path / "model"
-    command = [
-        "-m",
-        "kaleido_tf.apps.pretrain_main",
-        "--mode=train",
-        f"--train_input_fp={list_file}",
-        f"--input_schema={schema}",
-        f"--pretrain_model_name_or_path={os.path.join(GOLDEN, 'tiny', 'model.ckpt-0')}",
-        "--input_sequence_length=16",
-        "--train_batch_size=4",
-        "--train_steps=2",
-        "--progress=false",
-        f"--model_dir={model_dir}",
-    ]
+    # two steps, not the reference run's 13: this training is compared with none, only refused and then let run
+    command = train_command(list_file, schema, model_dir, "--train_steps=2")
     holder = _holder(model_dir)  # the first training (as far as the lock is concerned)
     try:
         code, out = run(command)
