@@ -2,18 +2,25 @@
 
     python bench/preprocess.py [--patches 128] [--batch_size 64] [--feature_size 2048]
 
-    python bench/preprocess.py --paths [--products 2] [--crop_size 224]
+    python bench/preprocess.py --paths [--products 2] [--crop_size 224] [--repeats 3]
+
+    python bench/preprocess.py --command [--products 8] [--crop_size 224]
 
 Measures, in one run: ResNet-50 at crop 224, ResNet-50 at crop 64 (seeded random weights: the speed
 is that of ImageNet weights), the cheap "pixels" extractor at crops 224 and 64, and cutting an image
 into its 55 resized crops (saliency box included). Each extractor gets one warm-up batch (graph
 tracing) before the timed run. Prints one line per measurement.
 
-With --paths: products/s (55 patch features from one product photo's bytes) of today's PIL path
-(ImageLoader, ForegroundDetector, KaleidoPatchGenerator, ResNet-50 extractor) and of the TF-ops graph path
-(preprocessors/graph_extractor.GraphImagePath) in float32 and mixed_bfloat16; the extractor's achieved
-FLOP/s (ResNet-50 FLOPs counted from its Conv2D/Dense layers, 2 per multiply-add) against the machine's
-matmul peak measured in the same run (a 4096^3 tf.matmul in float32 and bfloat16).
+With --paths: products/s (55 patch features from one product photo) of today's PIL path (ImageLoader,
+ForegroundDetector, KaleidoPatchGenerator, the Keras ResNet-50 extractor), of `kaleido-preprocess
+--image_path graph [--mixed_bfloat16]` (the PIL crops, then graph_extractor.GraphCropExtractor: ResNet-50
+with BatchNormalization folded in, float32 or bfloat16) and of the bytes -> features graph the raw serving
+signatures run (graph_extractor.GraphImagePath); then each extractor alone, its achieved FLOP/s (ResNet-50
+FLOPs counted from its Conv2D/Dense layers, 2 per multiply-add) against the machine's matmul peak measured
+in the same run (a 4096^3 tf.matmul in float32 and bfloat16). Each figure is the best of --repeats rounds.
+
+With --command: the wall time of whole `kaleido-preprocess` runs (start-up and tracing included) with
+`--image_path pil`, `graph` and `graph --mixed_bfloat16` on a written catalog of --products photos.
 """
 
 import argparse
@@ -102,13 +109,14 @@ def _product_jpeg(seed):
     return buf.getvalue()
 
 
-def time_paths(products, crop_size, batch_size):
-    """Products/s of the PIL path and the graph path (float32, mixed_bfloat16), and achieved FLOP/s."""
+def time_paths(products, crop_size, batch_size, repeats=3):
+    """Products/s of the image paths and the extractor's achieved FLOP/s; each timing is the best of `repeats`
+    rounds, every round running all the paths in turn (the machine's drift then hits them alike)."""
     import tempfile
 
     import tensorflow as tf
 
-    from kaleido_tf.preprocessors.graph_extractor import GraphImagePath
+    from kaleido_tf.preprocessors.graph_extractor import GraphCropExtractor, GraphImagePath
     from kaleido_tf.preprocessors.image_loader import ImageLoader
 
     blobs = [_product_jpeg(i) for i in range(products)]
@@ -121,6 +129,9 @@ def time_paths(products, crop_size, batch_size):
         print(f"matmul peak {k:8s}: {v / 1e9:8.1f} GFLOP/s (4096^3 tf.matmul)")
 
     loader, generator = ImageLoader(), KaleidoPatchGenerator(crop_size=crop_size, foreground=detector)
+    graph_crops = {bf16: GraphCropExtractor(extractor, batch_size, mixed_bfloat16=bf16) for bf16 in (False, True)}
+    graph_bytes = {bf16: GraphImagePath(extractor, foreground=detector, mixed_bfloat16=bf16) for bf16 in (False, True)}
+    batch = tf.constant(blobs)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, data in enumerate(blobs):
@@ -128,28 +139,82 @@ def time_paths(products, crop_size, batch_size):
             with open(paths[-1], "wb") as f:
                 f.write(data)
 
-        def pil():
-            crops = np.concatenate([generator(loader.load(p).image).crops() for p in paths])
-            return extractor(crops)
+        def pil_crops():
+            return np.concatenate([generator(loader.load(p).image).crops() for p in paths])
 
-        pil()  # warm-up (tracing)
-        elapsed = _timed(pil)
-    results = {"pil float32": elapsed}
-    for name, bf16 in (("graph float32", False), ("graph mixed_bfloat16", True)):
-        graph = GraphImagePath(extractor, foreground=detector, mixed_bfloat16=bf16)
-        batch = tf.constant(blobs)
-        graph(batch)["features"].numpy()  # warm-up (tracing)
-        results[name] = _timed(lambda g=graph, b=batch: g(b)["features"].numpy())
-    base = products / results["pil float32"]
-    for name, elapsed in results.items():
-        rate = products / elapsed
-        flops = rate * 55 * flops_per_crop
-        peak = peaks["bfloat16" if "bfloat16" in name else "float32"]
+        crops = pil_crops()
+        runs = {  # name -> (what one call does, its dtype)
+            "pil float32": (lambda: extractor(pil_crops()), "float32"),
+            "preprocess graph float32": (lambda: graph_crops[False](pil_crops()), "float32"),
+            "preprocess graph bf16": (lambda: graph_crops[True](pil_crops()), "bfloat16"),
+            "bytes graph float32": (lambda: graph_bytes[False](batch)["features"].numpy(), "float32"),
+            "bytes graph bf16": (lambda: graph_bytes[True](batch)["features"].numpy(), "bfloat16"),
+        }
+        extractors = {  # the crops -> features part alone
+            "keras ResNet-50 float32": (lambda: extractor(crops), "float32"),
+            "folded ResNet-50 float32": (lambda: graph_crops[False](crops), "float32"),
+            "folded ResNet-50 bfloat16": (lambda: graph_crops[True](crops), "bfloat16"),
+        }
+        every = {**runs, **extractors}
+        for fn, _ in every.values():
+            fn()  # warm-up (tracing)
+        best = {name: float("inf") for name in every}
+        for _ in range(repeats):
+            for name, (fn, _) in every.items():
+                best[name] = min(best[name], _timed(fn))
+    base = products / best["pil float32"]
+    print(f"image paths ({products} product photos, {products * 55} crops, best of {repeats}):")
+    for name in runs:
+        rate = products / best[name]
+        print(f"  {name:26s}: {rate:7.3f} products/s ({rate * 55:6.1f} crops/s, {rate / base:4.2f}x the PIL path)")
+    print("extractor alone (crops -> features):")
+    for name, (_, dtype) in extractors.items():
+        rate = len(crops) / best[name]
+        flops = rate * flops_per_crop
         print(
-            f"{name:22s}: {rate:7.3f} products/s ({rate * 55:6.1f} crops/s, {rate / base:4.2f}x PIL), "
-            f"extractor {flops / 1e9:7.1f} GFLOP/s = {100 * flops / peak:5.1f}% of the matmul peak"
+            f"  {name:26s}: {rate:6.1f} crops/s, {flops / 1e9:7.1f} GFLOP/s = {100 * flops / peaks[dtype]:5.1f}% "
+            f"of the {dtype} matmul peak"
         )
-    return results
+    return best
+
+
+def time_command(products, crop_size, batch_size):
+    """Wall time of whole `kaleido-preprocess` runs (start-up included) on a written catalog of `products`
+    product photos (600 x 800 JPEGs, one image each, the default task "all"), for the three image paths."""
+    import json
+    import subprocess
+    import tempfile
+
+    runs = {
+        "pil float32": [],
+        "graph float32": ["--image_path", "graph"],
+        "graph bf16": ["--image_path", "graph", "--mixed_bfloat16"],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = os.path.join(tmp, "catalog.jsonl")
+        with open(catalog, "w", encoding="utf-8") as f:
+            for i in range(products):
+                with open(os.path.join(tmp, f"p{i}.jpg"), "wb") as img:
+                    img.write(_product_jpeg(i))
+                subcat = ("t-shirt", "dress", "skirt")[i % 3]
+                record = {"product_id": f"p{i}", "images": [f"p{i}.jpg"], "category": "clothes", "subcategory": subcat}
+                record["text"] = f"a {subcat} number {i} with a round collar and short sleeves"
+                f.write(json.dumps(record) + "\n")
+        rates = {}
+        for name, extra in runs.items():
+            out = os.path.join(tmp, name.replace(" ", "_"))
+            argv = [sys.executable, "-m", "kaleido_tf.preprocessors.cli", "--catalog", catalog, "--output_dir", out]
+            argv += ["--feature_extractor", "resnet50", "--crop_size", str(crop_size), "--batch_size", str(batch_size)]
+            argv += ["--no_progress", *extra]
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            elapsed = time.perf_counter() - start
+            rates[name] = products / elapsed
+            print(
+                f"kaleido-preprocess {name:14s}: {elapsed:7.1f} s for {products} products = "
+                f"{rates[name]:.3f} products/s ({rates[name] / rates['pil float32']:4.2f}x the PIL path)"
+            )
+    return rates
 
 
 def main(argv=None):
@@ -158,8 +223,10 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--feature_size", type=int, default=2048)
     parser.add_argument("--paths", action="store_true", help="products/s of the PIL and the graph image paths")
-    parser.add_argument("--products", type=int, default=2, help="with --paths: product photos per timed run")
+    parser.add_argument("--products", type=int, default=2, help="with --paths/--command: product photos per run")
+    parser.add_argument("--command", action="store_true", help="whole kaleido-preprocess runs, the three image paths")
     parser.add_argument("--crop_size", type=int, default=224, help="with --paths: ResNet-50 input side")
+    parser.add_argument("--repeats", type=int, default=3, help="with --paths: timed rounds (the best is shown)")
     args = parser.parse_args(argv)
     try:
         import tensorflow as tf
@@ -169,7 +236,10 @@ def main(argv=None):
         devices = []
     print(f"devices: {devices}, cpu cores: {os.cpu_count()}, batch_size {args.batch_size}")
     if args.paths:
-        time_paths(args.products, args.crop_size, args.batch_size)
+        time_paths(args.products, args.crop_size, args.batch_size, args.repeats)
+        return 0
+    if args.command:
+        time_command(args.products, args.crop_size, args.batch_size)
         return 0
     runs = [
         ("resnet50", 224, args.patches),

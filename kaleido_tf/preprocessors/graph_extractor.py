@@ -4,15 +4,16 @@
 see preprocessors/feature_extractor.py) and runs, in TensorFlow ops only:
 decode (graph_image) -> saliency box -> 55 kaleido boxes and positions -> PIL-exact crops (graph_patches)
 -> the extractor's network. `graph_crop_features(extractor)` is the crop -> feature part alone, the batched
-extractor behind `kaleido-preprocess --image_path graph` (many crops per call, optional mixed_bfloat16 for
-ResNet-50, on a GPU when TensorFlow sees one).
+extractor behind `kaleido-preprocess --image_path graph` (many crops per call, on a GPU when TensorFlow sees
+one). ResNet-50 runs with its BatchNormalization folded into the convolutions (folded_resnet.py), in float32
+or, with mixed_bfloat16, in bfloat16.
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from kaleido_tf.preprocessors.extractor_base import PatchFeatureExtractor
+from kaleido_tf.preprocessors.folded_resnet import FoldedResNet50
 from kaleido_tf.preprocessors.graph_image import GraphImageDecoder
 from kaleido_tf.preprocessors.graph_patches import GraphForeground, kaleido_boxes, kaleido_crops
 from kaleido_tf.preprocessors.resnet_extractor import BGR_MEAN, RESNET_FEATURE_SIZE
@@ -46,25 +47,6 @@ def _pixel_features(extractor):
     return fn
 
 
-def _resnet_model(extractor, mixed_bfloat16):
-    if not mixed_bfloat16:
-        return extractor.model
-
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        model = keras.applications.ResNet50(
-            include_top=False,
-            pooling="avg",
-            weights=None,
-            input_shape=(extractor.crop_size, extractor.crop_size, 3),
-        )
-    finally:
-        keras.config.set_dtype_policy(policy)
-    model.set_weights(extractor.model.get_weights())
-    return model
-
-
 def graph_crop_features(extractor, mixed_bfloat16=False):
     """A traced function uint8 crops [N, S, S, 3] -> float32 features [N, F] for `extractor`."""
     name = extractor.name
@@ -73,13 +55,12 @@ def graph_crop_features(extractor, mixed_bfloat16=False):
     if name == "pixels":
         fn = _pixel_features(extractor)
     elif name == "resnet50":
-        model = _resnet_model(extractor, mixed_bfloat16)
-        mean = tf.constant(BGR_MEAN, tf.float32)
+        # BatchNormalization folded into the convolutions, bfloat16 weights held once (folded_resnet.py)
+        network = FoldedResNet50(extractor.model, BGR_MEAN, "bfloat16" if mixed_bfloat16 else "float32")
         projection = None if extractor.projection is None else tf.constant(extractor.projection)
 
         def fn(crops):
-            x = tf.cast(crops, tf.float32)[..., ::-1] - mean  # RGB -> BGR, caffe mean
-            out = tf.cast(model(x, training=False), tf.float32)  # [N, 2048]
+            out = network(crops)  # [N, 2048] float32
             return out if projection is None else tf.matmul(out, projection)
     elif name == "keras":
         model = extractor.model

@@ -38,8 +38,9 @@ def _bytes_at(data, pos, n):
 
 def _uint(data, pos, n, little=False):
     b = _bytes_at(data, pos, n)  # [n]
-    weights = tf.constant([256**i for i in range(n)], tf.int32)
-    return tf.reduce_sum(b * (weights if little else weights[::-1]))
+    powers = [256**i for i in range(n)]
+    weights = tf.constant(powers if little else powers[::-1], tf.int32)
+    return tf.reduce_sum(b * weights)
 
 
 def exif_orientation(data):
@@ -84,16 +85,17 @@ def exif_orientation(data):
 
 def apply_orientation(image, orientation):
     """The transposes of PIL.ImageOps.exif_transpose for orientation 1..8; image [H, W, C]."""
+    # tf.reverse, not negative-stride slices: TensorFlow's layout optimizer fails on those
     transposed = tf.transpose(image, [1, 0, 2])
     branches = [
         lambda: image,
         lambda: image,
-        lambda: image[:, ::-1],  # 2: mirror left-right
-        lambda: image[::-1, ::-1],  # 3: rotate 180
-        lambda: image[::-1],  # 4: mirror top-bottom
+        lambda: tf.reverse(image, [1]),  # 2: mirror left-right
+        lambda: tf.reverse(image, [0, 1]),  # 3: rotate 180
+        lambda: tf.reverse(image, [0]),  # 4: mirror top-bottom
         lambda: transposed,  # 5: transpose
         lambda: tf.image.rot90(image, k=3),  # 6: rotate 90 clockwise
-        lambda: transposed[::-1, ::-1],  # 7: transverse
+        lambda: tf.reverse(transposed, [0, 1]),  # 7: transverse
         lambda: tf.image.rot90(image, k=1),  # 8: rotate 90 counter-clockwise
     ]
     return tf.switch_case(orientation, branches)

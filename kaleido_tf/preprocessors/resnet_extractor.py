@@ -80,7 +80,8 @@ class ResNet50PatchExtractor(PatchFeatureExtractor):
         mean = tf.constant(BGR_MEAN, tf.float32)
 
         def forward(batch):  # [B, S, S, 3] uint8 -> [B, 2048]
-            x = tf.cast(batch, tf.float32)[..., ::-1] - mean
+            # tf.reverse, not [..., ::-1]: TensorFlow's layout optimizer fails on a negative-stride slice
+            x = tf.reverse(tf.cast(batch, tf.float32), axis=[-1]) - mean
             return model(x, training=False)
 
         self._forward = tf.function(forward, reduce_retracing=True, autograph=False) if use_tf_function else forward
