@@ -143,6 +143,7 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.train_steps = int(train_steps)
         self.save_steps = save_steps
+        self._saved_step = None  # the step of the last checkpoint this Trainer wrote
         self.log_steps = max(int(log_steps), 1)
         self.jit_compile = jit_compile
         self.progress = progress
@@ -294,6 +295,7 @@ class Trainer:
             except Exception:
                 self._discard_partial_checkpoint(number)
                 raise
+        self._saved_step = number
         if not self.chief:  # only the chief keeps its checkpoints
             tf.io.gfile.rmtree(self.manager.directory)
             path = os.path.join(self.model_dir, f"ckpt-{self.global_step}")
@@ -491,7 +493,8 @@ class Trainer:
             stop.__exit__()
             if bar is not None:
                 bar.close()
-        if self.global_step > start or not self.manager.latest_checkpoint:
+        # At the end, unless --save_steps has just saved this very step (the checkpoint would be written twice).
+        if self._saved_step != self.global_step and (self.global_step > start or not self.manager.latest_checkpoint):
             self.save()
         if eval_dataset_fn is not None:
             last = self.evaluate(eval_dataset_fn, steps=eval_steps)

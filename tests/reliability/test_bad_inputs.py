@@ -132,6 +132,9 @@ def test_damaged_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
     first = _trainer(tmp_path / "run", save_steps=1)
     first.initialize()
     first.train(_dataset_fn, BATCH, stop_at_step=2)
+    # one save per step; the end of the run, on a step just saved, does not write ckpt-2 a second time
+    assert int(first.checkpoint.save_counter) == 2
+    assert [os.path.basename(p) for p in first.manager.checkpoints] == ["ckpt-1", "ckpt-2"]
     at_step_2 = {v.path: v.numpy() for v in first.model.weights}
     first.train(_dataset_fn, BATCH, stop_at_step=3)
     assert first.manager.latest_checkpoint.endswith("ckpt-3")
