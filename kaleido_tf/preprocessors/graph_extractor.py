@@ -9,6 +9,8 @@ one). ResNet-50 runs with its BatchNormalization folded into the convolutions (f
 or, with mixed_bfloat16, in bfloat16.
 """
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 
@@ -17,7 +19,10 @@ from kaleido_tf.preprocessors.folded_resnet import FoldedResNet50
 from kaleido_tf.preprocessors.graph_image import GraphImageDecoder
 from kaleido_tf.preprocessors.graph_patches import GraphForeground, kaleido_boxes, kaleido_crops
 from kaleido_tf.preprocessors.resnet_extractor import BGR_MEAN, RESNET_FEATURE_SIZE
+from kaleido_tf.utils.cpu_features import BF16_FLAGS, has_native_bfloat16
 from kaleido_tf.utils.kaleido_levels import NUM_PATCHES, POSITION_SIZE
+
+logger = logging.getLogger(__name__)
 
 
 def _pixel_features(extractor):
@@ -87,6 +92,12 @@ class GraphCropExtractor(PatchFeatureExtractor):
         self.batch_size = int(batch_size)
         self.mixed_bfloat16 = bool(mixed_bfloat16)
         self.fn = graph_crop_features(extractor, mixed_bfloat16=mixed_bfloat16)
+        if self.mixed_bfloat16 and not tf.config.list_logical_devices("GPU") and has_native_bfloat16() is False:
+            logger.warning(
+                "--mixed_bfloat16: this CPU has no bfloat16 units (none of %s in /proc/cpuinfo), so bfloat16 runs "
+                "emulated and is likely slower than float32; leave --mixed_bfloat16 out on this machine",
+                "/".join(BF16_FLAGS),
+            )
 
     def _extract(self, crops):
         n, b = len(crops), self.batch_size

@@ -71,3 +71,19 @@ def test_refuses_a_model_that_is_not_resnet50():
         FoldedResNet50(keras.Model(inputs, x), BGR_MEAN)
     with pytest.raises(ValueError, match="compute_dtype"):
         FoldedResNet50(keras.Model(inputs, x), BGR_MEAN, "float16")
+
+
+def test_mixed_bfloat16_warns_on_a_cpu_without_bfloat16_units(extractor, monkeypatch, caplog):
+    from kaleido_tf.preprocessors import graph_extractor
+
+    monkeypatch.setattr(graph_extractor, "has_native_bfloat16", lambda: False)
+    with caplog.at_level("WARNING", logger=graph_extractor.__name__):
+        GraphCropExtractor(extractor, batch_size=4, mixed_bfloat16=True)
+        GraphCropExtractor(extractor, batch_size=4)  # float32: nothing to say
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "this CPU has no bfloat16 units" in warnings[0], warnings
+    monkeypatch.setattr(graph_extractor, "has_native_bfloat16", lambda: None)  # unknown (not Linux): silent
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=graph_extractor.__name__):
+        GraphCropExtractor(extractor, batch_size=4, mixed_bfloat16=True)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

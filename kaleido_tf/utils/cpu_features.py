@@ -1,0 +1,29 @@
+"""What the CPU can do, read from /proc/cpuinfo (Linux; elsewhere nothing is known)."""
+
+import os
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # the x86 units that run bfloat16 natively
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The set of CPU feature flags, or None when `cpuinfo` cannot be read (not Linux, or no flags line)."""
+    if not os.path.isfile(cpuinfo):
+        return None
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):  # x86 / ARM
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        return None
+    return None
+
+
+def has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True / False when the flags say whether the CPU has bfloat16 units; None when unknown.
+
+    ARM's `bf16` flag counts too."""
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
+        return None
+    return bool(flags & {*BF16_FLAGS, "bf16"})
