@@ -24,6 +24,31 @@ RESNET50_STACKS = ((2, 3), (3, 4), (4, 6), (5, 3))
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
+def _prefixes():
+    """The name prefixes of ResNet-50's convolutions in keras.applications, in the order they run."""
+    yield "conv1"
+    for stack, blocks in RESNET50_STACKS:
+        for block in range(1, blocks + 1):
+            for part in ("0", "1", "2", "3") if block == 1 else ("1", "2", "3"):
+                yield f"conv{stack}_block{block}_{part}"
+
+
+def _fold(layers, prefix):
+    """(kernel, bias) of `prefix`_conv with `prefix`_bn folded in (float64), and the conv's strides and padding."""
+    conv_name, bn_name = f"{prefix}_conv", f"{prefix}_bn"
+    if conv_name not in layers or bn_name not in layers:
+        raise ValueError(f"FoldedResNet50: the model has no {conv_name} / {bn_name} (not keras' ResNet50)")
+    conv, bn = layers[conv_name], layers[bn_name]
+    kernel = np.asarray(conv.kernel.numpy(), np.float64)  # [kh, kw, in, out]
+    bias = np.asarray(conv.bias.numpy(), np.float64) if conv.use_bias else np.zeros(kernel.shape[-1])
+    gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else 1.0
+    beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else 0.0
+    mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+    var = np.asarray(bn.moving_variance.numpy(), np.float64)
+    scale = gamma / np.sqrt(var + bn.epsilon)  # [out]
+    return kernel * scale, (bias - mean) * scale + beta, tuple(conv.strides), conv.padding.upper()
+
+
 class FoldedResNet50:
     """Inference-only ResNet-50 from a built Keras ResNet50, BatchNormalization folded into its convolutions.
 
@@ -41,15 +66,13 @@ class FoldedResNet50:
             raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
         self.compute_dtype = compute_dtype
         layers = {layer.name: layer for layer in model.layers}
-        expected = {name for name, layer in layers.items() if type(layer).__name__ in ("Conv2D", "BatchNormalization")}
-        self._used = set()
-        self._layers = layers
+        prefixes = list(_prefixes())
         dtype = tf.as_dtype(compute_dtype)
         # RGB input minus the mean in RGB order == the BGR input minus the BGR mean, channels permuted.
         self.rgb_mean = tf.constant(np.asarray(bgr_mean, np.float32)[::-1])
         self.convs = {}
-        for prefix in self._prefixes():
-            kernel, bias, strides, padding = self._fold(prefix)
+        for prefix in prefixes:
+            kernel, bias, strides, padding = _fold(layers, prefix)
             if prefix == "conv1":
                 kernel = kernel[:, :, ::-1, :]  # BGR input channels -> RGB
             self.convs[prefix] = (
@@ -58,34 +81,12 @@ class FoldedResNet50:
                 strides,
                 padding,
             )
-        missing = sorted(expected - self._used)
-        if missing:
-            raise ValueError(f"FoldedResNet50: layers of the model not in ResNet-50's layout: {missing[:5]}")
-        del self._layers
-
-    @staticmethod
-    def _prefixes():
-        yield "conv1"
-        for stack, blocks in RESNET50_STACKS:
-            for block in range(1, blocks + 1):
-                for part in ("0", "1", "2", "3") if block == 1 else ("1", "2", "3"):
-                    yield f"conv{stack}_block{block}_{part}"
-
-    def _fold(self, prefix):
-        conv_name, bn_name = f"{prefix}_conv", f"{prefix}_bn"
-        if conv_name not in self._layers or bn_name not in self._layers:
-            raise ValueError(f"FoldedResNet50: the model has no {conv_name} / {bn_name} (not keras' ResNet50)")
-        conv, bn = self._layers[conv_name], self._layers[bn_name]
-        self._used.update((conv_name, bn_name))
-        kernel = np.asarray(conv.kernel.numpy(), np.float64)  # [kh, kw, in, out]
-        bias = np.asarray(conv.bias.numpy(), np.float64) if conv.use_bias else np.zeros(kernel.shape[-1])
-        gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else 1.0
-        beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else 0.0
-        mean = np.asarray(bn.moving_mean.numpy(), np.float64)
-        var = np.asarray(bn.moving_variance.numpy(), np.float64)
-        scale = gamma / np.sqrt(var + bn.epsilon)  # [out]
-        padding = conv.padding.upper()
-        return kernel * scale, (bias - mean) * scale + beta, tuple(conv.strides), padding
+        # every Conv2D and BatchNormalization of the model must have been folded in
+        used = {f"{prefix}_{kind}" for prefix in prefixes for kind in ("conv", "bn")}
+        kinds = ("Conv2D", "BatchNormalization")
+        extra = sorted(name for name, layer in layers.items() if type(layer).__name__ in kinds and name not in used)
+        if extra:
+            raise ValueError(f"FoldedResNet50: layers of the model not in ResNet-50's layout: {extra[:5]}")
 
     def _conv(self, x, prefix, relu=True):
         kernel, bias, strides, padding = self.convs[prefix]
