@@ -60,6 +60,12 @@ def graph_crop_features(extractor, mixed_bfloat16=False):
     if name == "pixels":
         fn = _pixel_features(extractor)
     elif name == "resnet50":
+        if mixed_bfloat16 and not tf.config.list_logical_devices("GPU") and has_native_bfloat16() is False:
+            logger.warning(
+                "--mixed_bfloat16: this CPU has no bfloat16 units (none of %s in /proc/cpuinfo), so bfloat16 runs "
+                "emulated and is likely slower than float32; leave --mixed_bfloat16 out on this machine",
+                "/".join(BF16_FLAGS),
+            )
         # BatchNormalization folded into the convolutions, bfloat16 weights held once (folded_resnet.py)
         network = FoldedResNet50(extractor.model, BGR_MEAN, "bfloat16" if mixed_bfloat16 else "float32")
         projection = None if extractor.projection is None else tf.constant(extractor.projection)
@@ -92,12 +98,6 @@ class GraphCropExtractor(PatchFeatureExtractor):
         self.batch_size = int(batch_size)
         self.mixed_bfloat16 = bool(mixed_bfloat16)
         self.fn = graph_crop_features(extractor, mixed_bfloat16=mixed_bfloat16)
-        if self.mixed_bfloat16 and not tf.config.list_logical_devices("GPU") and has_native_bfloat16() is False:
-            logger.warning(
-                "--mixed_bfloat16: this CPU has no bfloat16 units (none of %s in /proc/cpuinfo), so bfloat16 runs "
-                "emulated and is likely slower than float32; leave --mixed_bfloat16 out on this machine",
-                "/".join(BF16_FLAGS),
-            )
 
     def _extract(self, crops):
         n, b = len(crops), self.batch_size
