@@ -109,6 +109,16 @@ def _product_jpeg(seed):
     return buf.getvalue()
 
 
+def _write_photos(directory, products):
+    """`products` product photos (`_product_jpeg`) written as DIRECTORY/p<i>.jpg; returns their bytes and paths."""
+    blobs, paths = [_product_jpeg(i) for i in range(products)], []
+    for i, data in enumerate(blobs):
+        paths.append(os.path.join(directory, f"p{i}.jpg"))
+        with open(paths[-1], "wb") as f:
+            f.write(data)
+    return blobs, paths
+
+
 def time_paths(products, crop_size, batch_size, repeats=3):
     """Products/s of the image paths and the extractor's achieved FLOP/s; each timing is the best of `repeats`
     rounds, every round running all the paths in turn (the machine's drift then hits them alike)."""
@@ -119,7 +129,6 @@ def time_paths(products, crop_size, batch_size, repeats=3):
     from kaleido_tf.preprocessors.graph_extractor import GraphCropExtractor, GraphImagePath
     from kaleido_tf.preprocessors.image_loader import ImageLoader
 
-    blobs = [_product_jpeg(i) for i in range(products)]
     extractor = build_feature_extractor("resnet50", crop_size=crop_size, batch_size=batch_size)
     detector = ForegroundDetector("saliency")
     flops_per_crop = resnet_flops(extractor.model)
@@ -131,36 +140,32 @@ def time_paths(products, crop_size, batch_size, repeats=3):
     loader, generator = ImageLoader(), KaleidoPatchGenerator(crop_size=crop_size, foreground=detector)
     graph_crops = {bf16: GraphCropExtractor(extractor, batch_size, mixed_bfloat16=bf16) for bf16 in (False, True)}
     graph_bytes = {bf16: GraphImagePath(extractor, foreground=detector, mixed_bfloat16=bf16) for bf16 in (False, True)}
-    batch = tf.constant(blobs)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i, data in enumerate(blobs):
-            paths.append(os.path.join(tmp, f"{i}.jpg"))
-            with open(paths[-1], "wb") as f:
-                f.write(data)
+        blobs, paths = _write_photos(tmp, products)
+        batch = tf.constant(blobs)
 
         def pil_crops():
             return np.concatenate([generator(loader.load(p).image).crops() for p in paths])
 
         crops = pil_crops()
-        runs = {  # name -> (what one call does, its dtype)
-            "pil float32": (lambda: extractor(pil_crops()), "float32"),
-            "preprocess graph float32": (lambda: graph_crops[False](pil_crops()), "float32"),
-            "preprocess graph bf16": (lambda: graph_crops[True](pil_crops()), "bfloat16"),
-            "bytes graph float32": (lambda: graph_bytes[False](batch)["features"].numpy(), "float32"),
-            "bytes graph bf16": (lambda: graph_bytes[True](batch)["features"].numpy(), "bfloat16"),
+        runs = {  # name -> what one call does
+            "pil float32": lambda: extractor(pil_crops()),
+            "preprocess graph float32": lambda: graph_crops[False](pil_crops()),
+            "preprocess graph bf16": lambda: graph_crops[True](pil_crops()),
+            "bytes graph float32": lambda: graph_bytes[False](batch)["features"].numpy(),
+            "bytes graph bf16": lambda: graph_bytes[True](batch)["features"].numpy(),
         }
-        extractors = {  # the crops -> features part alone
+        extractors = {  # the crops -> features part alone: name -> (what one call does, its dtype)
             "keras ResNet-50 float32": (lambda: extractor(crops), "float32"),
             "folded ResNet-50 float32": (lambda: graph_crops[False](crops), "float32"),
             "folded ResNet-50 bfloat16": (lambda: graph_crops[True](crops), "bfloat16"),
         }
-        every = {**runs, **extractors}
-        for fn, _ in every.values():
+        every = {**runs, **{name: fn for name, (fn, _) in extractors.items()}}
+        for fn in every.values():
             fn()  # warm-up (tracing)
         best = {name: float("inf") for name in every}
         for _ in range(repeats):
-            for name, (fn, _) in every.items():
+            for name, fn in every.items():
                 best[name] = min(best[name], _timed(fn))
     base = products / best["pil float32"]
     print(f"image paths ({products} product photos, {products * 55} crops, best of {repeats}):")
@@ -191,14 +196,18 @@ def time_command(products, crop_size, batch_size):
         "graph bf16": ["--image_path", "graph", "--mixed_bfloat16"],
     }
     with tempfile.TemporaryDirectory() as tmp:
+        _, paths = _write_photos(tmp, products)
         catalog = os.path.join(tmp, "catalog.jsonl")
         with open(catalog, "w", encoding="utf-8") as f:
-            for i in range(products):
-                with open(os.path.join(tmp, f"p{i}.jpg"), "wb") as img:
-                    img.write(_product_jpeg(i))
+            for i, path in enumerate(paths):
                 subcat = ("t-shirt", "dress", "skirt")[i % 3]
-                record = {"product_id": f"p{i}", "images": [f"p{i}.jpg"], "category": "clothes", "subcategory": subcat}
-                record["text"] = f"a {subcat} number {i} with a round collar and short sleeves"
+                record = {
+                    "product_id": f"p{i}",
+                    "images": [os.path.basename(path)],
+                    "category": "clothes",
+                    "subcategory": subcat,
+                    "text": f"a {subcat} number {i} with a round collar and short sleeves",
+                }
                 f.write(json.dumps(record) + "\n")
         rates = {}
         for name, extra in runs.items():
@@ -206,9 +215,9 @@ def time_command(products, crop_size, batch_size):
             argv = [sys.executable, "-m", "kaleido_tf.preprocessors.cli", "--catalog", catalog, "--output_dir", out]
             argv += ["--feature_extractor", "resnet50", "--crop_size", str(crop_size), "--batch_size", str(batch_size)]
             argv += ["--no_progress", *extra]
-            start = time.perf_counter()
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            elapsed = time.perf_counter() - start
+            elapsed = _timed(
+                lambda a=argv: subprocess.run(a, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
             rates[name] = products / elapsed
             print(
                 f"kaleido-preprocess {name:14s}: {elapsed:7.1f} s for {products} products = "
