@@ -71,7 +71,9 @@ def test_retrieval_finetuning_lifts_itc_recall_far_above_chance():
     model = task.build_model()
     data = {k: tf.constant(v) for k, v in catalog.items()}
     before = _recall(model, data)
-    optimizer = keras.optimizers.Adam(2e-3)
+    # Linear decay, as the Trainer schedules it: at a constant rate the recall of this tiny catalog swings
+    # between steps (0.16-0.47 at step 300 over seeds 0-3 at 2e-3) and with the CPU kind.
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.PolynomialDecay(1e-3, 300, 0.0))
     step = tf.function(lambda f: task.train_step(f, model, optimizer))
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -80,8 +82,8 @@ def test_retrieval_finetuning_lifts_itc_recall_far_above_chance():
     after = _recall(model, data)
     chance = 1.0 / PRODUCTS
     assert np.isfinite(float(losses["total"])) and "itm_loss" in losses
-    # Over the whole catalog of 32 (chance 0.031): both directions at least 0.25, 8x chance (0.41 measured at
-    # seed 0, from 0.03 before).
+    # Over the whole catalog of 32 (chance 0.031): both directions at least 0.25, 8x chance (0.66 measured at
+    # seed 0, from 0.03 before; 0.41-0.75 over seeds 0-3).
     assert min(after) >= 0.25, (before, after)
     assert min(after) > max(before) + 10 * chance, (before, after)
 
