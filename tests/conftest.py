@@ -1,5 +1,6 @@
 """Shared test settings: quiet TensorFlow, fixtures paths."""
 
+import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,3 +19,14 @@ def pytest_collection_modifyitems(config, items):
     """
     slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
+
+
+def pytest_collection_finish(session):
+    """Fewer cyclic garbage collections for the rest of the session.
+
+    A worker keeps thousands of traced TensorFlow graphs' Python objects alive (module fixtures, Keras models),
+    and the collector walks them again and again: over tests/export in one process it spent 10.4 s in 4,549
+    collections, one of them 1.1 s. With the youngest generation collected after 20,000 allocations instead of
+    700 it spent 3.2 s in 133. Garbage is still collected, in larger batches.
+    """
+    gc.set_threshold(20_000, 50, 1_000)

@@ -1,5 +1,7 @@
-"""The five run scripts, end to end on small generated data in the original TSV format, as a user runs them
-from the repository root (dataset/ in, checkpoints/ out)."""
+"""The run scripts, end to end on small generated data in the original TSV format, as a user runs them from
+the repository root (dataset/ in, checkpoints/ out). run_subcat.sh and run_t2i.sh differ from run_cat.sh and
+run_i2t.sh only in the task, direction and file prefix they hand the common script: their command lines are
+compared with those of the two that run end to end (each end-to-end run costs a TensorFlow process)."""
 
 import json
 import os
@@ -107,17 +109,62 @@ def test_run_pretrain(project, pretrained):
     assert (project / "dataset" / "train_list.list_csv").read_text().count("pretrain_train__") == 2
 
 
-@pytest.mark.parametrize("script,task", [("run_cat.sh", "catepred"), ("run_subcat.sh", "subcatepred")])
-def test_run_finetune(project, pretrained, script, task):
+def _recorded_command(tmp, name, env, *args):
+    """The command line a script runs, with a PYTHON that writes its arguments (one per line) and exits 0."""
+    record = tmp / f"{name}.argv"
+    recorder = tmp / "record_python.sh"
+    recorder.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n')
+    recorder.chmod(0o755)
+    _script(tmp, name, {**env, "PYTHON": str(recorder), "RECORD": str(record)}, *args)
+    return record.read_text().splitlines()
+
+
+FINETUNE_ENV = {"TRAIN_BATCH_SIZE": "4", "NUM_EPOCHS": "1", "LEARNING_RATE": "1e-3"}
+RETRIEVAL_ENV = {"PREDICT_BATCH_SIZE": "4"}
+
+
+def test_subcat_and_t2i_scripts_run_the_command_of_their_sibling_with_their_own_task(tmp_path):
+    """run_subcat.sh and run_t2i.sh run the command of run_cat.sh and run_i2t.sh (which the tests below run end
+    to end) with their own task, direction and file prefix, and nothing else changed."""
+    for kind in ("finetune", "retrieve"):
+        (tmp_path / "dataset" / kind).mkdir(parents=True)
+    for name in ("finetune/finetune_train__a", "finetune/finetune_valid__a", "retrieve/retrieve_i2t__a"):
+        (tmp_path / "dataset" / name).write_text("")
+    (tmp_path / "dataset" / "retrieve" / "retrieve_t2i__a").write_text("")
+    pairs = [
+        (
+            "run_cat.sh",
+            "run_subcat.sh",
+            "finetune_main",
+            FINETUNE_ENV,
+            {"catepred": "subcatepred"},
+            ["--num_classes=4"],
+        ),
+        ("run_i2t.sh", "run_t2i.sh", "pretrain_main", RETRIEVAL_ENV, {"img2txt": "txt2img"}, []),
+    ]
+    for tested, sibling, app, env, renames, args in pairs:
+        want = _recorded_command(tmp_path, tested, env, *args)
+        assert want[:2] == ["-m", f"kaleido_tf.apps.{app}"], want
+        for old, new in renames.items():
+            assert any(old in arg for arg in want), (old, want)
+            want = [arg.replace(old, new) for arg in want]
+        assert _recorded_command(tmp_path, sibling, env, *args) == want, sibling
+    assert "--task=subcatepred" in _recorded_command(tmp_path, "run_subcat.sh", FINETUNE_ENV)
+    # each retrieval script lists its own files (retrieve_i2t_* / retrieve_t2i_*)
+    for kind, prefix in (("img2txt", "retrieve_i2t_"), ("txt2img", "retrieve_t2i_")):
+        listed = (tmp_path / "dataset" / f"eval_{kind}_list.list_csv").read_text().split()
+        assert [os.path.basename(f) for f in listed] == [f"{prefix}_a"], (kind, listed)
+
+
+def test_run_finetune(project, pretrained):
+    task = "catepred"
     out = _script(
         project,
-        script,
+        "run_cat.sh",
         {
             "PRETRAIN_MODEL": str(project / "checkpoints" / "pretrained"),
             "INPUT_SCHEMA": schema_string("finetune"),
-            "TRAIN_BATCH_SIZE": "4",
-            "NUM_EPOCHS": "1",
-            "LEARNING_RATE": "1e-3",
+            **FINETUNE_ENV,
         },
         "--num_classes=4",
     )
@@ -145,15 +192,15 @@ def test_run_retrieval_finetuning(project, pretrained):
     assert 0 <= results["in_batch_t2i_recall@1"] <= 1
 
 
-@pytest.mark.parametrize("script,kind", [("run_i2t.sh", "img2txt"), ("run_t2i.sh", "txt2img")])
-def test_run_retrieval(project, pretrained, script, kind):
+def test_run_retrieval(project, pretrained):
+    kind = "img2txt"
     out = _script(
         project,
-        script,
+        "run_i2t.sh",
         {
             "PREDICT_CHECKPOINT": str(project / "checkpoints" / "pretrained"),
             "INPUT_SCHEMA": schema_string("retrieval"),
-            "PREDICT_BATCH_SIZE": "4",
+            **RETRIEVAL_ENV,
         },
     )
     for line in (
