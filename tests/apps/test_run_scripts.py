@@ -128,9 +128,8 @@ def test_subcat_and_t2i_scripts_run_the_command_of_their_sibling_with_their_own_
     to end) with their own task, direction and file prefix, and nothing else changed."""
     for kind in ("finetune", "retrieve"):
         (tmp_path / "dataset" / kind).mkdir(parents=True)
-    for name in ("finetune/finetune_train__a", "finetune/finetune_valid__a", "retrieve/retrieve_i2t__a"):
-        (tmp_path / "dataset" / name).write_text("")
-    (tmp_path / "dataset" / "retrieve" / "retrieve_t2i__a").write_text("")
+    for name in ("finetune_train__a", "finetune_valid__a", "retrieve_i2t__a", "retrieve_t2i__a"):
+        (tmp_path / "dataset" / name.split("_")[0] / name).write_text("")
     pairs = [
         (
             "run_cat.sh",
